@@ -1,0 +1,141 @@
+"""The study's dataset: catalog table + labels + splits, built once by notebook 01 and read by the rest.
+
+``build_dataset`` turns a catalog table (the contract every reader returns: ``id``, ``title``,
+``description``, ``category_paths``, ``image``, ``source``) into labelled, split products;
+``save_dataset``/``load_dataset`` move it through ``runs/<profile>/01_data/``. Explained in notebook 01.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prodlib.artifacts import StageOutput, load_stage
+from prodlib.config import Profile
+from prodlib.labels import build_labels, label_matrix
+from prodlib.splits import SPLITS, sample_ids, split_ids
+
+__all__ = ["CATALOG_COLUMNS", "DATA_STAGE", "Dataset", "build_dataset", "load_dataset", "save_dataset",
+           "check_catalog"]
+
+DATA_STAGE = "01_data"
+CATALOG_COLUMNS = ("id", "title", "description", "category_paths", "image", "source")
+
+
+def check_catalog(table: pd.DataFrame) -> None:
+    """Raise a clear error when ``table`` does not follow the catalog contract."""
+    missing = [c for c in CATALOG_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"catalog table lacks columns {missing}; readers must return {list(CATALOG_COLUMNS)}")
+    if table["id"].duplicated().any():
+        dup = table.loc[table["id"].duplicated(), "id"].iloc[0]
+        raise ValueError(f"catalog ids must be unique (e.g. {dup!r} repeats); readers keep the first")
+
+
+@dataclass
+class Dataset:
+    """Labelled, split products of one run (rows indexed by product id)."""
+
+    table: pd.DataFrame
+    classes: list[str]
+    splits: dict[str, list[str]]
+    profile: str
+    fingerprint: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = _fingerprint(self.table, self.classes, self.splits)
+
+    def part(self, split: str) -> pd.DataFrame:
+        """The rows of ``split`` (``train``, ``val`` or ``test``) in split order."""
+        if split not in self.splits:
+            raise KeyError(f"unknown split {split!r}; choose one of {', '.join(self.splits)}")
+        return self.table.loc[self.splits[split]]
+
+    def y(self, split: str) -> np.ndarray:
+        """The 0/1 label matrix of ``split`` (rows follow :meth:`part`, columns follow ``classes``)."""
+        return label_matrix(self.part(split)["labels"], self.classes)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def _fingerprint(table: pd.DataFrame, classes: list[str], splits: dict[str, list[str]]) -> str:
+    h = hashlib.sha256()
+    cols = ["title", "description", "category_paths", "labels"]
+    for pid, row in table[cols].iterrows():
+        h.update(json.dumps([pid, *[row[c] for c in cols]], default=str, ensure_ascii=False).encode())
+    h.update(json.dumps([classes, splits]).encode())
+    return h.hexdigest()
+
+
+def build_dataset(catalog: pd.DataFrame, profile: Profile) -> Dataset:
+    """Sample, label (flatten + min-count filter) and split ``catalog`` as ``profile`` says.
+
+    Sampling happens before labelling, as in the paper; products left without a label are dropped and
+    counted in ``stats``.
+    """
+    check_catalog(catalog)
+    table = catalog.set_index("id", drop=False)
+    table.index = table.index.astype(str)
+    ids = sample_ids(list(table.index), profile.n_products, profile.seed)
+    table = table.loc[ids]
+    result = build_labels(table["category_paths"], profile.label_mode, profile.label_min_count)
+    if not result.classes:
+        raise ValueError(
+            f"no class has {profile.label_min_count} products in this catalog of {len(table)}; "
+            "lower label_min_count"
+        )
+    table = table.loc[result.labels.index].copy()
+    table["labels"] = result.labels
+    splits = split_ids(list(table.index), profile.test_size, profile.val_size, profile.seed)
+    stats = {
+        "sampled_products": len(ids),
+        "labels": result.to_dict(),
+        "split_sizes": {k: len(v) for k, v in splits.items()},
+    }
+    return Dataset(table=table, classes=result.classes, splits=splits, profile=profile.name, stats=stats)
+
+
+def save_dataset(ds: Dataset, out: StageOutput) -> None:
+    """Write ``catalog.jsonl``, ``classes.json``, ``splits.json`` and ``dataset_stats.json`` into ``out``."""
+    path = out.path / "catalog.jsonl"
+    tmp = path.with_name(path.name + ".tmp")
+    ds.table.reset_index(drop=True).to_json(tmp, orient="records", lines=True, force_ascii=False)
+    os.replace(tmp, path)
+    out.save_json("classes", ds.classes)
+    out.save_json("splits", ds.splits)
+    out.save_json("dataset_stats", ds.stats)
+
+
+def load_dataset(profile: str | Profile, run_dir: str | os.PathLike[str] | None = None) -> Dataset:
+    """Read the dataset notebook 01 saved for ``profile``; its fingerprint is checked against the manifest."""
+    stage = load_stage(profile, DATA_STAGE, run_dir)
+    table = pd.read_json(Path(stage.path) / "catalog.jsonl", orient="records", lines=True,
+                         dtype={"id": str})
+    table["id"] = table["id"].astype(str)
+    for col in ("title", "description"):
+        table[col] = table[col].fillna("").astype(str)
+    table["image"] = table["image"].astype(object).where(table["image"].notna(), None)
+    table = table.set_index("id", drop=False)
+    ds = Dataset(table=table, classes=stage.load_json("classes"), splits=stage.load_json("splits"),
+                 profile=stage.profile, stats=stage.load_json("dataset_stats"))
+    if ds.fingerprint != stage.fingerprint:
+        from prodlib.artifacts import ArtifactMismatch
+
+        raise ArtifactMismatch(
+            f"{stage.path} was changed after its run (fingerprint {ds.fingerprint[:12]} vs manifest "
+            f"{stage.fingerprint[:12]}); rerun notebook 01"
+        )
+    for split in SPLITS:
+        ds.splits.setdefault(split, [])
+    return ds
