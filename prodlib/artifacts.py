@@ -189,6 +189,17 @@ class StageOutput:
         os.replace(tmp, path)
         return path
 
+    def save_features(self, split: str, ids: Sequence[str], features: np.ndarray) -> Path:
+        """Save per-product feature vectors (e.g. a classifier's penultimate layer, for early fusion)."""
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or len(features) != len(ids):
+            raise ValueError(f"features have shape {features.shape}; expected ({len(ids)}, d)")
+        path = self.path / f"features_{split}.npz"
+        tmp = self.path / f".features_{split}.tmp.npz"
+        np.savez_compressed(tmp, ids=np.asarray([str(i) for i in ids]), features=features)
+        os.replace(tmp, path)
+        return path
+
     def save_metrics(self, metrics: Mapping[str, Any]) -> Path:
         """Write ``metrics.json``."""
         path = self.path / "metrics.json"
@@ -265,6 +276,14 @@ class StageArtifacts:
             raise ArtifactError(f"{path} does not exist; stage {self.stage!r} saved no {split!r} predictions")
         with np.load(path, allow_pickle=False) as data:
             return Predictions(ids=data["ids"], probs=data["probs"], classes=data["classes"].tolist())
+
+    def features(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, features)`` saved by :meth:`StageOutput.save_features` for ``split``."""
+        path = self.path / f"features_{split}.npz"
+        if not path.exists():
+            raise ArtifactError(f"{path} does not exist; stage {self.stage!r} saved no {split!r} features")
+        with np.load(path, allow_pickle=False) as data:
+            return data["ids"], data["features"]
 
     def __repr__(self) -> str:
         return f"StageArtifacts({self.stage!r}, profile={self.profile!r}, fingerprint={self.fingerprint[:12]!r})"
