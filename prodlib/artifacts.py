@@ -324,7 +324,8 @@ def check_same_run(stages: Iterable[StageArtifacts]) -> str:
     for other in stages[1:]:
         if other.profile != first.profile:
             raise ArtifactMismatch(
-                f"cannot mix profiles: {first.stage!r} is from {first.profile!r}, {other.stage!r} from {other.profile!r}"
+                f"cannot mix profiles: {first.stage!r} is from {first.profile!r}, "
+                f"{other.stage!r} from {other.profile!r}"
             )
         if other.fingerprint != first.fingerprint:
             raise ArtifactMismatch(

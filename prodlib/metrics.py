@@ -147,6 +147,7 @@ def most_missed(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str], k
     table = table[table["support"] >= min_support].copy()
     table["miss_rate"] = table["missed"] / table["support"]
     table = table.sort_values(["miss_rate", "missed"], ascending=False).head(k).reset_index(drop=True)
-    table["label"] = [f"{c} ({m}/{s})" for c, m, s in zip(table["class"], table["missed"], table["support"])]
+    parts = zip(table["class"], table["missed"], table["support"], strict=True)
+    table["label"] = [f"{c} ({m}/{s})" for c, m, s in parts]
     table.index = table.index + 1
     return table
