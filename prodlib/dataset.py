@@ -139,3 +139,21 @@ def load_dataset(profile: str | Profile, run_dir: str | os.PathLike[str] | None 
     for split in SPLITS:
         ds.splits.setdefault(split, [])
     return ds
+
+
+def load_catalog(profile: Profile, work_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, Any]:
+    """The raw catalog table for ``profile`` and the reader's report of what it skipped.
+
+    ``demo`` generates the synthetic catalog (its images into ``work_dir/raw_images``); ``env`` reads
+    ``$PRODLIB_CATALOG``; ``amazon2014`` obtains the 2014 metadata (see :mod:`prodlib.catalog`).
+    """
+    if profile.catalog == "demo":
+        from prodlib.demo import DEMO_SOURCE, generate_demo_catalog
+
+        table = generate_demo_catalog(profile.demo_products, profile.seed, Path(work_dir) / "raw_images")
+        report = {"source": DEMO_SOURCE, "records_read": len(table), "kept": len(table), "skipped": {}}
+        return table, report
+    from prodlib.catalog import open_catalog
+
+    result = open_catalog(profile.catalog, cache_dir=Path(work_dir).parent.parent / ".cache")
+    return result.table, result.report

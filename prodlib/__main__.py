@@ -1,0 +1,74 @@
+"""Command line: ``python -m prodlib run --profile smoke`` (what ``make book`` calls) and helpers.
+
+Explained in the *Reproduce it yourself* chapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from prodlib.config import PROFILES, ProfileError, default_profile_name, get_profile
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ProfileError(f"--set takes FIELD=VALUE, got {pair!r} (e.g. --set text_epochs=2)")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m prodlib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="execute the notebooks with papermill and build the book")
+    p_run.add_argument("--profile", default=default_profile_name(),
+                       help=f"one of {', '.join(PROFILES)} (default: $PRODLIB_PROFILE or smoke)")
+    p_run.add_argument("--force", action="store_true", help="rerun notebooks even when their inputs are unchanged")
+    p_run.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    p_run.add_argument("--only", action="append", default=[], metavar="NN",
+                       help="run only notebooks whose name starts with this (repeatable), e.g. --only 02")
+    p_run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="override a profile field, e.g. --set text_epochs=2")
+    p_run.add_argument("--run-dir", type=Path, default=None, help="root of run folders (default ./runs)")
+    p_run.add_argument("--build-root", type=Path, default=None,
+                       help="folder that receives _build/ (default: the repository root)")
+    sub.add_parser("profiles", help="list the profiles and their descriptions")
+    p_strip = sub.add_parser("strip", help="remove outputs from source notebooks")
+    p_strip.add_argument("paths", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "profiles":
+        for name, prof in PROFILES.items():
+            print(f"{name:8s} {prof.description}")
+        return 0
+    if args.command == "strip":
+        from prodlib.pipeline import strip_notebook
+
+        for path in args.paths:
+            if strip_notebook(path):
+                print(f"stripped {path}")
+        return 0
+
+    from prodlib.pipeline import PipelineError, run
+
+    try:
+        overrides = _overrides(args.set)
+        get_profile(args.profile, **overrides)
+        run(args.profile, run_dir=args.run_dir, build_root=args.build_root, force=args.force,
+            overrides=overrides, book=not args.no_book, only=args.only)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
