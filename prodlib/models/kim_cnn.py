@@ -1,0 +1,67 @@
+"""Kim (2014)'s sentence CNN, the paper's title and description classifier (notebooks 02 and 03).
+
+Embedding → parallel Conv1D windows (3, 4, 5) × 100 filters with ReLU → max-over-time pooling →
+concatenation (the layer named ``features``: early fusion reads it) → dropout 0.5 → Dense(n_classes,
+sigmoid). Keras 3, backend-neutral: runs on TensorFlow, JAX or PyTorch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+
+if TYPE_CHECKING:
+    from prodlib.config import Profile
+
+__all__ = ["build_kim_cnn", "kim_cnn_from_profile"]
+
+
+def build_kim_cnn(vocab_size: int, seq_len: int, n_classes: int, *, embedding_matrix: np.ndarray | None = None,
+                  embedding_dim: int = 300, trainable: bool = True, windows: Sequence[int] = (3, 4, 5),
+                  filters: int = 100, dropout: float = 0.5, name: str = "kim_cnn") -> keras.Model:
+    """A multi-label Kim-CNN on ``int32`` token ids of shape ``(batch, seq_len)``.
+
+    ``embedding_matrix`` (``vocab_size × d``) initialises the embedding layer and fixes its width ``d``
+    (``embedding_dim`` is then ignored); ``trainable=False`` freezes it (Kim's *static* variant).
+    """
+    windows = tuple(int(w) for w in windows)
+    if not windows:
+        raise ValueError("windows must hold at least one window size, e.g. (3, 4, 5)")
+    if seq_len < max(windows):
+        raise ValueError(f"seq_len={seq_len} is shorter than the widest window {max(windows)}; "
+                         "raise title_len/desc_len or use smaller kim_windows")
+    if embedding_matrix is not None:
+        embedding_matrix = np.asarray(embedding_matrix, dtype="float32")
+        if embedding_matrix.ndim != 2 or embedding_matrix.shape[0] != vocab_size:
+            raise ValueError(f"embedding_matrix has shape {embedding_matrix.shape}; expected ({vocab_size}, d)")
+        embedding_dim = int(embedding_matrix.shape[1])
+    tokens = keras.Input(shape=(seq_len,), dtype="int32", name="tokens")
+    embed = keras.layers.Embedding(vocab_size, embedding_dim, trainable=trainable, name="embedding")
+    x = embed(tokens)
+    pooled = []
+    for w in windows:
+        conv = keras.layers.Conv1D(filters, w, activation="relu", name=f"conv_{w}")(x)
+        pooled.append(keras.layers.GlobalMaxPooling1D(name=f"maxpool_{w}")(conv))
+    if len(pooled) > 1:
+        features = keras.layers.Concatenate(name="features")(pooled)
+    else:
+        features = keras.layers.Identity(name="features")(pooled[0])
+    h = keras.layers.Dropout(dropout, name="dropout")(features)
+    probs = keras.layers.Dense(n_classes, activation="sigmoid", name="probs")(h)
+    model = keras.Model(tokens, probs, name=name)
+    if embedding_matrix is not None:
+        embed.set_weights([embedding_matrix])  # set after building: a Constant initializer would copy the
+        #                                        whole matrix into the saved model's config
+    return model
+
+
+def kim_cnn_from_profile(profile: Profile, vocab_size: int, seq_len: int, n_classes: int, *,
+                         embedding_matrix: np.ndarray | None = None, name: str = "kim_cnn") -> keras.Model:
+    """:func:`build_kim_cnn` with the profile's filters, windows, dropout, width and trainability."""
+    return build_kim_cnn(vocab_size, seq_len, n_classes, embedding_matrix=embedding_matrix,
+                         embedding_dim=profile.embedding_dim, trainable=profile.embeddings_trainable,
+                         windows=profile.kim_windows, filters=profile.kim_filters, dropout=profile.dropout,
+                         name=name)
