@@ -39,7 +39,7 @@ class NotebookFailed(PipelineError):
 
     def __init__(self, notebook: Path, cell: int | None, ename: str, evalue: str, output: Path) -> None:
         self.notebook, self.cell, self.ename, self.evalue, self.output = notebook, cell, ename, evalue, output
-        where = f"cell {cell}" if cell is not None else "an unknown cell"
+        where = f"cell {cell} of the source notebook" if cell is not None else "a cell"
         super().__init__(f"{notebook} failed in {where}: {ename}: {evalue}\n"
                          f"  the executed notebook with the traceback is {output}")
 
@@ -123,6 +123,18 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _source_cell(nb: Path, source: str) -> int | None:
+    """1-based number of the code cell holding ``source`` in the source notebook (papermill counts its
+    injected cell too, which a reader of the source does not see)."""
+    import nbformat
+
+    cells = nbformat.read(nb, as_version=4).cells
+    for n, cell in enumerate(cells, 1):
+        if cell.cell_type == "code" and cell.source.strip() == str(source).strip():
+            return n
+    return None
+
+
 def _execute(nb: Path, out: Path, params: dict[str, Any], cwd: Path, progress: bool) -> None:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -132,7 +144,8 @@ def _execute(nb: Path, out: Path, params: dict[str, Any], cwd: Path, progress: b
         pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd), kernel_name="python3",
                             progress_bar=progress, log_output=False, request_save_on_cell_execute=True)
     except PapermillExecutionError as exc:
-        raise NotebookFailed(nb, exc.exec_count, exc.ename, _ANSI.sub("", str(exc.evalue)), out) from None
+        raise NotebookFailed(nb, _source_cell(nb, exc.source), exc.ename, _ANSI.sub("", str(exc.evalue)),
+                             out) from None
     except Exception as exc:  # kernel death, missing kernel, bad parameters...
         raise NotebookFailed(nb, None, type(exc).__name__, _ANSI.sub("", str(exc)), out) from None
 

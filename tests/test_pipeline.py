@@ -1,0 +1,101 @@
+"""The runner on a tiny throwaway book: order, skip/force, failure reporting (the book build is covered by
+the end-to-end test)."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from prodlib.config import ProfileError
+from prodlib.pipeline import NotebookFailed, PipelineError, run, strip_notebook, toc_notebooks
+
+
+def _notebook(path: Path, body: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("PROFILE = None\nRUN_DIR = None\nOVERRIDES = {}")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def _log(name: str) -> str:
+    return (f"import pathlib\np = pathlib.Path(RUN_DIR) / 'log.txt'\n"
+            f"p.write_text((p.read_text() if p.exists() else '') + '{name} ' + PROFILE + '\\n')")
+
+
+@pytest.fixture
+def book(tmp_path):
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    _notebook(root / "notebooks" / "01_a.ipynb", _log("a"))
+    _notebook(root / "notebooks" / "02_b.ipynb", _log("b"))
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   "- file: notebooks/01_a\n- file: notebooks/02_b\n")
+    return root
+
+
+def test_toc_order_and_missing_file(book):
+    assert [p.name for p in toc_notebooks(book)] == ["01_a.ipynb", "02_b.ipynb"]
+    (book / "notebooks" / "02_b.ipynb").unlink()
+    with pytest.raises(PipelineError, match="02_b"):
+        toc_notebooks(book)
+
+
+def test_runs_in_order_then_skips_unchanged_then_force(book, tmp_path):
+    runs = tmp_path / "runs"
+    lines = []
+    res = run("smoke", root=book, run_dir=runs, book=False, say=lines.append)
+    assert [n["status"] for n in res.notebooks] == ["executed", "executed"]
+    assert (runs / "log.txt").read_text() == "a smoke\nb smoke\n"
+    assert (runs / "smoke" / "notebooks" / "02_b.ipynb").exists()
+    assert any("[2/2] 02_b: done in" in line for line in lines)
+
+    res = run("smoke", root=book, run_dir=runs, book=False, say=lines.append)
+    assert [n["status"] for n in res.notebooks] == ["skipped", "skipped"]
+
+    # changing the second notebook reruns only it; changing the first reruns both (its key feeds the next)
+    _notebook(book / "notebooks" / "02_b.ipynb", _log("b2"))
+    res = run("smoke", root=book, run_dir=runs, book=False, say=lines.append)
+    assert [n["status"] for n in res.notebooks] == ["skipped", "executed"]
+    res = run("smoke", root=book, run_dir=runs, book=False, force=True, say=lines.append)
+    assert [n["status"] for n in res.notebooks] == ["executed", "executed"]
+    res = run("smoke", root=book, run_dir=runs, book=False, overrides={"text_epochs": 1}, say=lines.append)
+    assert [n["status"] for n in res.notebooks] == ["executed", "executed"]
+
+
+def test_failure_names_notebook_cell_and_error_and_resumes(book, tmp_path):
+    runs = tmp_path / "runs"
+    _notebook(book / "notebooks" / "02_b.ipynb", "x = 1\nraise ValueError('broken input: 42')")
+    with pytest.raises(NotebookFailed) as info:
+        run("smoke", root=book, run_dir=runs, book=False, say=lambda _: None)
+    msg = str(info.value)
+    assert "02_b.ipynb" in msg and "cell 2" in msg and "ValueError: broken input: 42" in msg
+    assert not (runs / "smoke" / ".pipeline" / "02_b.json").exists()
+    # the finished notebook is not redone after the fix (an interrupted run resumes)
+    _notebook(book / "notebooks" / "02_b.ipynb", _log("b"))
+    res = run("smoke", root=book, run_dir=runs, book=False, say=lambda _: None)
+    assert [n["status"] for n in res.notebooks] == ["skipped", "executed"]
+    state = json.loads((runs / "smoke" / ".pipeline" / "02_b.json").read_text())
+    assert state["seconds"] > 0
+
+
+def test_bad_profile_fails_before_running(book, tmp_path):
+    with pytest.raises(ProfileError, match="smoke, sample, full"):
+        run("huge", root=book, run_dir=tmp_path / "runs", book=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_strip_notebook_removes_outputs(tmp_path):
+    path = tmp_path / "n.ipynb"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("1")
+    cell.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
+    cell.execution_count = 1
+    nb.cells = [cell]
+    nbformat.write(nb, path)
+    assert strip_notebook(path) is True
+    back = nbformat.read(path, as_version=4)
+    assert back.cells[0].outputs == [] and back.cells[0].execution_count is None
+    assert strip_notebook(path) is False
