@@ -140,6 +140,7 @@ def _execute(nb: Path, out: Path, params: dict[str, Any], cwd: Path, progress: b
     from papermill.exceptions import PapermillExecutionError
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernel inherits it: no C++ log lines in pages
     try:
         pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd), kernel_name="python3",
                             progress_bar=progress, log_output=False, request_save_on_cell_execute=True)

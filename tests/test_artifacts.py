@@ -3,8 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from prodlib.artifacts import (ArtifactError, ArtifactMismatch, StageOutput, check_same_run, load_stage,
-                               stage_path)
+from prodlib.artifacts import ArtifactError, ArtifactMismatch, StageOutput, check_same_run, load_stage, stage_path
 from prodlib.config import get_profile
 
 

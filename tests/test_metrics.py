@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from prodlib.metrics import (bootstrap_ci, evaluate, micro_f1, most_missed, tune_class_thresholds,
-                             tune_threshold)
+from prodlib.metrics import bootstrap_ci, evaluate, micro_f1, most_missed, tune_class_thresholds, tune_threshold
 
 
 @pytest.fixture
