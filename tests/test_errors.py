@@ -1,0 +1,70 @@
+"""Tests of prodlib.errors and of the paper's most-missed definition (prodlib.metrics.most_missed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prodlib.errors import error_overlap, fix_masks, gallery_rows, per_class_gain, subgroup_f1, wrong_products
+from prodlib.metrics import most_missed
+
+
+def test_most_missed_counts_true_products_not_predicted():
+    y = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 0], [0, 1, 1]])
+    p = np.array([[0.9, 0.9, 0.9], [0.2, 0.8, 0.0], [0.1, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    table = most_missed(y, p, ["a", "b", "c"], k=3)
+    rows = table.set_index("class")
+    # a: true for 3 products, predicted for 1 -> 2 missed; b: true 2, predicted for 1 -> 1 missed;
+    # c: true 2, predicted 1 -> 1 missed. False positives (b in row 0) never count.
+    assert rows.loc["a", "missed"] == 2 and rows.loc["a", "support"] == 3
+    assert rows.loc["b", "missed"] == 1 and rows.loc["c", "missed"] == 1
+    assert table.iloc[0]["label"] == "a (2/3)"
+
+
+def test_wrong_products_is_exact_set_mismatch():
+    y = np.array([[1, 0], [1, 1], [0, 0]])
+    p = np.array([[0.9, 0.1], [0.9, 0.2], [0.0, 0.7]])
+    assert wrong_products(y, p).tolist() == [False, True, True]
+
+
+def test_error_overlap_hand_made():
+    wrong = {"title": np.array([1, 1, 0, 0, 1, 0], bool), "image": np.array([1, 0, 1, 0, 1, 0], bool)}
+    table = error_overlap(wrong)
+    counts = {r["models"]: r["products"] for _, r in table.iterrows()}
+    assert counts == {"title & image": 2, "title": 1, "image": 1}
+    full = error_overlap(wrong, include_none=True)
+    assert full["products"].sum() == 6 and full.loc[full["models"] == "(none)", "products"].item() == 2
+
+
+def test_per_class_gain_uses_best_single_model():
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    good = y * 0.9
+    bad = np.zeros_like(y, dtype=float)
+    fused = np.array([[0.9, 0.0], [0.0, 0.9], [0.9, 0.0], [0.0, 0.0]])  # misses class 1 once
+    table = per_class_gain(y, fused, {"bad": bad, "good": good}, ["a", "b"]).set_index("class")
+    assert (table["best_single"] == "good").all()
+    assert table.loc["a", "gain"] == pytest.approx(0.0)
+    assert table.loc["b", "gain"] == pytest.approx(2 / 3 - 1.0)
+
+
+def test_fix_masks_and_gallery():
+    y = np.array([[1, 0], [0, 1], [1, 1]])
+    single = np.array([[0.9, 0.9], [0.0, 0.9], [0.9, 0.0]])
+    fused = np.array([[0.9, 0.0], [0.9, 0.0], [0.9, 0.0]])
+    masks = fix_masks(y, fused, single)
+    assert masks["fixed"].tolist() == [True, False, False]
+    assert masks["broken"].tolist() == [False, True, False]
+    assert masks["still_wrong"].tolist() == [False, False, True]
+    part = pd.DataFrame({"id": ["p0", "p1", "p2"], "title": ["t0", "t1", "t2"], "image": [None, "x.jpg", None]})
+    rows = gallery_rows(part, masks["fixed"], y, {"fused": fused}, ["a", "b"], k=5)
+    assert rows == [{"id": "p0", "title": "t0", "image": None, "true": ["a"], "fused": ["a"]}]
+    assert gallery_rows(part, np.zeros(3, bool), y, {"fused": fused}, ["a", "b"]) == []
+
+
+def test_subgroup_f1_handles_empty_groups():
+    y = np.array([[1, 0], [0, 1], [1, 1]])
+    p = y * 0.9
+    table = subgroup_f1(y, p, {"all": np.ones(3, bool), "none": np.zeros(3, bool)}, n_boot=20).set_index("group")
+    assert table.loc["all", "f1"] == pytest.approx(100.0) and table.loc["all", "products"] == 3
+    assert table.loc["none", "products"] == 0 and np.isnan(table.loc["none", "f1"])

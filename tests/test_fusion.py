@@ -1,0 +1,237 @@
+"""Tests of prodlib.fusion: fixed policies, ridge, policy networks, the leakage guard, early fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prodlib.artifacts import StageOutput, load_stage
+from prodlib.config import get_profile
+from prodlib.fusion import (
+    EarlyFusion,
+    FusionSet,
+    LeakageError,
+    MaxPolicy,
+    MeanPolicy,
+    ModalitySubset,
+    PolicyNetwork,
+    RidgeFusion,
+    default_policy_grid,
+    fit_and_predict,
+    fusion_set,
+    make_methods,
+    modality_importance,
+    score_table,
+    search_policy,
+)
+from prodlib.metrics import micro_f1
+
+
+def test_max_and_mean_exact_values():
+    a = np.array([[0.1, 0.9], [0.4, 0.2]])
+    b = np.array([[0.3, 0.5], [0.0, 1.0]])
+    c = np.array([[0.2, 0.1], [0.8, 0.6]])
+    y = np.zeros((2, 2))
+    np.testing.assert_allclose(MaxPolicy().fit([a, b, c], y).predict([a, b, c]), [[0.3, 0.9], [0.8, 1.0]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(MeanPolicy().fit([a, b, c], y).predict([a, b, c]), [[0.2, 0.5], [0.4, 0.6]],
+                               rtol=1e-6)
+
+
+def test_inputs_are_checked():
+    a = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="every modality"):
+        MeanPolicy().predict([a, np.zeros((3, 3))])
+    with pytest.raises(ValueError, match="NaN"):
+        MaxPolicy().predict([a, np.full((3, 2), np.nan)])
+    with pytest.raises(ValueError, match="labels"):
+        MeanPolicy().fit([a, a], np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="list"):
+        MeanPolicy().predict(a)
+
+
+def _known_weighted(n=400, c=5, weights=(0.5, 0.3, 0.2), seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = [rng.random((n, c)) for _ in weights]
+    y = sum(w * x for w, x in zip(weights, inputs, strict=True))
+    return inputs, y
+
+
+def test_ridge_per_modality_recovers_known_weights():
+    inputs, y = _known_weighted()
+    model = RidgeFusion("modality", alphas=(1e-4, 1e-3), folds=3).fit(inputs, y)
+    np.testing.assert_allclose(model.weights_, [0.5, 0.3, 0.2], atol=0.01)
+    assert abs(float(model.intercept_)) < 0.01
+    assert model.alpha_ in (1e-4, 1e-3)
+    out = model.predict(inputs)
+    assert out.min() >= 0 and out.max() <= 1
+    np.testing.assert_allclose(out, np.clip(y, 0, 1), atol=0.01)
+
+
+def test_ridge_full_map_recovers_per_class_weights_and_clips():
+    inputs, y = _known_weighted(weights=(0.7, 0.1, 0.2))
+    model = RidgeFusion("full", alphas=(1e-4,), folds=2).fit(inputs, y)
+    w = model.weights_
+    assert w.shape == (3, 5)
+    np.testing.assert_allclose(w, np.array([[0.7], [0.1], [0.2]]) * np.ones((3, 5)), atol=0.02)
+    big = [x * 3 for x in inputs]  # out-of-range predictions must be clipped
+    out = model.predict(big)
+    assert out.max() == 1.0 and out.min() >= 0.0
+
+
+def test_ridge_rejects_unknown_variant():
+    with pytest.raises(ValueError, match="modality"):
+        RidgeFusion("diagonal")
+
+
+def _needs_a_policy(n, seed):
+    """Modality A knows classes 0-2 and is over-confident noise on 3-5; modality B the reverse."""
+    rng = np.random.default_rng(seed)
+    c = 6
+    y = (rng.random((n, c)) < 0.3).astype(float)
+    informative = np.clip(0.1 + 0.8 * y + rng.normal(0, 0.08, (n, c)), 0, 1)
+    noise = rng.uniform(0.7, 1.0, (n, c))
+    a = np.where(np.arange(c) < 3, informative, noise)
+    informative_b = np.clip(0.1 + 0.8 * y + rng.normal(0, 0.08, (n, c)), 0, 1)
+    b = np.where(np.arange(c) >= 3, informative_b, rng.uniform(0.7, 1.0, (n, c)))
+    return [a.astype(np.float32), b.astype(np.float32)], y
+
+
+def test_policy_network_beats_mean_where_a_policy_is_needed():
+    train, y = _needs_a_policy(600, 1)
+    test, y_test = _needs_a_policy(400, 2)
+    net = PolicyNetwork((32, 16), ("relu", "relu", "sigmoid"), epochs=30, batch_size=64,
+                        learning_rate=1e-2, patience=5, seed=0).fit(train, y)
+    f1_net = micro_f1(y_test, net.predict(test))
+    f1_mean = micro_f1(y_test, MeanPolicy().predict(test))
+    assert f1_net > 0.9
+    assert f1_net > f1_mean + 0.1
+    assert net.history_["epochs_run"] >= 1
+
+
+def test_policy_network_is_seeded():
+    train, y = _needs_a_policy(200, 3)
+    p1 = PolicyNetwork((8,), ("tanh", "sigmoid"), epochs=3, seed=5).fit(train, y).predict(train)
+    p2 = PolicyNetwork((8,), ("tanh", "sigmoid"), epochs=3, seed=5).fit(train, y).predict(train)
+    np.testing.assert_allclose(p1, p2, atol=1e-5)
+
+
+def test_policy_network_parameter_errors():
+    with pytest.raises(ValueError, match="one activation per layer"):
+        PolicyNetwork((8, 4), ("relu", "sigmoid"))
+    with pytest.raises(ValueError, match="sigmoid"):
+        PolicyNetwork((8,), ("relu", "tanh"))
+    with pytest.raises(RuntimeError, match="fit"):
+        PolicyNetwork((8,), ("relu", "sigmoid")).predict([np.zeros((2, 2))])
+
+
+def test_search_policy_uses_grid_and_ranks():
+    train, y = _needs_a_policy(150, 4)
+    grid = default_policy_grid((8, 6))[:2]
+    best, table = search_policy(train, y, grid, folds=2, seed=0, epochs=3, progress=False)
+    assert best in grid
+    assert len(table) == 2
+    assert table["cv_f1_mean"].is_monotonic_decreasing
+
+
+def test_modality_subset_picks_inputs():
+    a, b, c = (np.full((2, 2), v) for v in (0.1, 0.5, 0.9))
+    sub = ModalitySubset(MaxPolicy(), (0, 1)).fit([a, b, c], np.zeros((2, 2)))
+    np.testing.assert_allclose(sub.predict([a, b, c]), 0.5)
+
+
+class _Spy:
+    """A fusion method that records the rows it was fitted on (row value = product code)."""
+
+    seen: list[float] = []
+
+    def fit(self, inputs, y):
+        _Spy.seen.extend(np.asarray(inputs[0])[:, 0].round(4).tolist())
+        return self
+
+    def predict(self, inputs):
+        return np.full(np.asarray(inputs[0]).shape, 0.5)
+
+
+def _coded_set(codes, split):
+    x = np.tile(np.asarray(codes, dtype=np.float32)[:, None] / 1000, (1, 3))
+    ids = np.asarray([f"p{c}" for c in codes])
+    return FusionSet(ids, [x, x, x], np.zeros_like(x), split)
+
+
+def test_no_test_product_reaches_any_fit():
+    val, test = _coded_set(range(0, 50), "val"), _coded_set(range(50, 80), "test")
+    _Spy.seen = []
+    runs = fit_and_predict({"spy": lambda seed: _Spy()}, val, test, seeds=(0, 1), progress=False)
+    seen = {round(v * 1000) for v in _Spy.seen}
+    assert seen == set(range(0, 50))
+    assert not seen & set(range(50, 80))
+    assert runs["spy"].first.shape == test.y.shape and set(runs["spy"].f1) == {0, 1}
+
+
+def test_overlapping_sets_are_refused():
+    val, test = _coded_set(range(0, 50), "val"), _coded_set(range(45, 80), "test")
+    with pytest.raises(LeakageError, match="5 products"):
+        fit_and_predict({"mean": lambda seed: MeanPolicy()}, val, test, progress=False)
+
+
+def test_fusion_set_aligns_stage_predictions(tmp_path):
+    profile = get_profile("smoke")
+    classes = ["a", "b"]
+    ids = ["x", "y", "z"]
+    stages = []
+    for k, stage in enumerate(["02_title", "03_description", "04_image"]):
+        out = StageOutput(profile, stage, fingerprint="f" * 64, run_dir=tmp_path)
+        probs = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]) + 0.01 * k
+        out.save_predictions("val", ids, probs, classes)
+        out.finish()
+        stages.append(load_stage(profile, stage, tmp_path))
+    data = fusion_set(stages, "val", ["z", "x"], np.array([[1, 0], [0, 1]]))
+    np.testing.assert_allclose(data.inputs[2], [[0.52, 0.62], [0.12, 0.22]], rtol=1e-5)
+    assert data.ids.tolist() == ["z", "x"]
+
+
+def test_make_methods_covers_the_paper_table_and_runs():
+    profile = get_profile("smoke", fusion_epochs=2, fusion_units=[8, 6])
+    methods = make_methods(profile)
+    from prodlib.paper import FUSION
+
+    assert set(FUSION) <= set(methods)
+    val, yv = _needs_a_policy(80, 5)
+    test, yt = _needs_a_policy(40, 6)
+    val.append(val[0])
+    test.append(test[0])
+    fit = FusionSet(np.arange(80).astype(str), val, yv, "val")
+    ev = FusionSet(np.arange(80, 120).astype(str), test, yt, "test")
+    runs = fit_and_predict({k: methods[k] for k in ("mean", "ridge", "image+title", "trimodal")}, fit, ev,
+                           seeds=(0, 1), progress=False)
+    assert len(runs["mean"].f1) == 1 and len(runs["trimodal"].f1) == 2
+    table = score_table({k: r.first for k, r in runs.items()}, yt, n_boot=50,
+                        f1_by_seed={k: list(r.f1.values()) for k, r in runs.items()})
+    assert (table["ci_low"] <= table["f1"] + 1e-9).all() and (table["f1"] <= table["ci_high"] + 1e-9).all()
+    assert np.isnan(table.set_index("model").loc["mean"].get("seeds_sd", np.nan))
+    trimodal = runs["trimodal"].fitted[0]
+    assert trimodal.activations == ("sigmoid", "tanh", "sigmoid") and trimodal.units == (8, 6)
+
+
+def test_modality_importance_finds_the_informative_modality():
+    inputs, y = _needs_a_policy(300, 7)
+    data = FusionSet(np.arange(300).astype(str), inputs, y, "val")
+    model = RidgeFusion("full", alphas=(0.1,), folds=2).fit(inputs, y)
+    imp = modality_importance(model, data, list("abcdef"), modalities=("A", "B"))
+    assert (imp.loc[["a", "b", "c"], "A"] > imp.loc[["a", "b", "c"], "B"]).all()
+    assert (imp.loc[["d", "e", "f"], "B"] > imp.loc[["d", "e", "f"], "A"]).all()
+
+
+def test_early_fusion_learns_from_features():
+    rng = np.random.default_rng(0)
+    n, c = 300, 4
+    y = (rng.random((n, c)) < 0.4).astype(float)
+    f1 = y[:, :2] * 2 + rng.normal(0, 0.3, (n, 2))
+    f2 = np.hstack([y[:, 2:] * 2 + rng.normal(0, 0.3, (n, 2)), rng.normal(0, 1, (n, 3))])
+    tr, va, te = slice(0, 200), slice(200, 250), slice(250, 300)
+    model = EarlyFusion((16,), epochs=25, learning_rate=1e-2, patience=5, seed=0)
+    model.fit([f1[tr], f2[tr]], y[tr], [f1[va], f2[va]], y[va])
+    assert micro_f1(y[te], model.predict([f1[te], f2[te]])) > 0.85
+    with pytest.raises(ValueError, match="columns"):
+        model.predict([f1[te]])
