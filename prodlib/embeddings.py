@@ -83,18 +83,29 @@ class EmbeddingInfo:
 
 # --- reading vectors ------------------------------------------------------------------------------------
 
-def _first_line(path: Path) -> str:
+def _sniff(path: Path) -> str:
+    """``glove``, ``word2vec-text`` or ``word2vec-binary`` from the first bytes of a (possibly gzipped) file."""
     import gzip
 
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:  # type: ignore[operator]
-        return fh.readline()
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        head = fh.read(4096)
+    first, _, rest = head.partition(b"\n")
+    fields = first.split()
+    if len(fields) != 2 or not all(f.isdigit() for f in fields):
+        return "glove"
+    try:
+        rest.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a cut multi-byte character at the very end is still text
+        if exc.start < len(rest) - 4:
+            return "word2vec-binary"
+    return "word2vec-binary" if b"\x00" in rest else "word2vec-text"
 
 
 def load_vectors(path: str | os.PathLike[str], fmt: str = "auto") -> KeyedVectors:
     """Read word vectors from ``path``.
 
-    ``fmt``: ``auto`` (by suffix and first line), ``glove`` (text, no header), ``word2vec-text`` (text with a
+    ``fmt``: ``auto`` (by suffix, then the first bytes), ``glove`` (text, no header), ``word2vec-text`` (text with a
     ``<count> <dim>`` header), ``word2vec-binary`` or ``kv`` (gensim's own format). Raises
     ``FileNotFoundError`` / ``ValueError`` with what to do.
     """
@@ -109,9 +120,8 @@ def load_vectors(path: str | os.PathLike[str], fmt: str = "auto") -> KeyedVector
             fmt = "kv"
         elif name.endswith(".bin"):
             fmt = "word2vec-binary"
-        else:
-            head = _first_line(path).split()
-            fmt = "word2vec-text" if len(head) == 2 and all(h.isdigit() for h in head) else "glove"
+        else:  # gensim-data's word2vec-google-news-300.gz is binary without a .bin suffix: sniff the bytes
+            fmt = _sniff(path)
     if fmt == "kv":
         return KeyedVectors.load(str(path))
     if fmt == "word2vec-binary":
