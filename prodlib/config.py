@@ -35,20 +35,20 @@ class Profile:
     description: str
     # --- data (notebook 01) ---------------------------------------------------------------------
     catalog: str = "demo"
-    """Where products come from: ``demo`` (embedded synthetic catalog), ``env`` (the path in the
+    """The product source, one of ``demo`` (embedded synthetic catalog), ``env`` (the path in the
     ``PRODLIB_CATALOG`` environment variable, optionally ``format:path``) or ``amazon2014``."""
     demo_products: int = 1200
     """Number of synthetic products when ``catalog == "demo"``."""
     n_products: int | None = None
     """Random sample of this many products (``None`` keeps all)."""
     test_size: float | int = 0.2
-    """Test split: a fraction of the sample, or an absolute count (the paper: 29,063)."""
+    """Size of the test split, as a fraction of the sample or an absolute count (29,063 in the paper)."""
     val_size: float | int = 0.15
-    """Validation split carved from train: fraction of train or absolute count."""
+    """Size of the validation split carved from train, as a fraction of train or an absolute count."""
     label_mode: str = "flat"
     """``flat`` (every node name is a label, the paper's rule) or ``path`` (path-qualified names)."""
     label_min_count: int = 20
-    """Classes with fewer products are dropped (the paper: 400)."""
+    """Classes with fewer products are dropped (400 in the paper)."""
     image_max_side: int = 256
     """Validated images are stored with at most this many pixels on the long side."""
     # --- text classifiers (notebooks 02, 03) ------------------------------------------------------
@@ -58,7 +58,7 @@ class Profile:
     embedding_dim: int = 300
     embeddings_trainable: bool = True
     title_embeddings: str = "glove"
-    """Pretrained vectors for titles: ``glove``, ``word2vec`` or ``none`` (random)."""
+    """Pretrained vectors for titles, one of ``glove``, ``word2vec`` or ``none`` (random)."""
     desc_embeddings: str = "word2vec"
     kim_windows: tuple[int, ...] = (3, 4, 5)
     kim_filters: int = 100
@@ -73,7 +73,7 @@ class Profile:
     image_epochs: int = 10
     image_batch_size: int = 32
     trainable_layers: int = 40
-    """Only the last K layers of ResNet-50 train (the paper: 40)."""
+    """Only the last K layers of ResNet-50 train (40 in the paper)."""
     image_cache: bool = True
     """Cache the frozen part's activations once and train only the tail (fast on CPU)."""
     augment: bool = False

@@ -23,10 +23,10 @@ DATASET: dict[str, float] = {
     "glove_title_coverage": 77.5,
 }
 
-#: Table 1: single-modality classifiers (test micro-F1, %).
+#: Table 1, the single-modality classifiers (test micro-F1, %).
 SINGLE: dict[str, float] = {"title": 82.7, "description": 77.0, "image": 61.0}
 
-#: Table 3: late fusion (test micro-F1, %). The tri-modal network is 88.2 in the abstract, 88.3 in a table.
+#: Table 3, late fusion (test micro-F1, %). The tri-modal network is 88.2 in the abstract, 88.3 in a table.
 FUSION: dict[str, float] = {
     "max": 78.7,
     "mean": 81.6,
@@ -37,7 +37,7 @@ FUSION: dict[str, float] = {
     "trimodal": 88.2,
 }
 
-#: Table 2: five most-misclassified classes per classifier as (class, missed, support).
+#: Table 2, the five most-misclassified classes per classifier as (class, missed, support).
 MOST_MISSED: dict[str, list[tuple[str, int, int]]] = {
     "image": [("Ballpoint Pens", 192, 203), ("Martial Arts", 146, 154), ("Reptiles & Amphibians", 136, 144),
               ("Chew Toys", 123, 132), ("Small Animals", 327, 349)],
@@ -47,7 +47,7 @@ MOST_MISSED: dict[str, list[tuple[str, int, int]]] = {
               ("Feeding", 137, 244), ("Accessories", 521, 924)],
 }
 
-#: Table 4: the tri-modal policy network's five most-missed classes.
+#: Table 4, the tri-modal policy network's five most-missed classes.
 MOST_MISSED_TRIMODAL: list[tuple[str, int, int]] = [
     ("Chew Toys", 64, 132), ("Accessories", 417, 924), ("Women", 58, 134),
     ("Novelty, Costumes & More", 127, 303), ("Snacks", 143, 363),
