@@ -17,6 +17,7 @@ which validation and test products had no image (``missing_images.json``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
@@ -35,17 +36,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-try:  # keras is a hard dependency of prodlib, but importing it here must stay optional for acquisition
-    import keras as _keras
-
-    _PyDataset: Any = _keras.utils.PyDataset
-except Exception:  # pragma: no cover - keras missing: the pipeline part is unavailable, acquisition works
-    _keras = None
-    _PyDataset = object
-
 __all__ = [
     "ImageReport",
-    "ImageSequence",
+    "ImageSequence",  # noqa: F822 (made on first access, see __getattr__)
     "USABLE_OUTCOMES",
     "check_image_file",
     "is_placeholder_url",
@@ -193,6 +186,13 @@ def _fetch(url: str, timeout: float, retries: int, backoff: float) -> tuple[byte
     raise last
 
 
+def _decode_error(fmt: str, exc: Exception) -> _Reject:
+    msg = str(exc)
+    low = msg.lower()
+    outcome = "truncated" if "truncat" in low or "broken data stream" in low else "not_image"
+    return _Reject(outcome, f"{fmt}: {msg}")
+
+
 def _normalise(data: bytes | Path, max_side: int) -> tuple[Image.Image, str, str]:
     """Decode ``data`` and return an RGB image no larger than ``max_side``, its outcome and a detail."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # a global someone set would let broken files through
@@ -204,6 +204,8 @@ def _normalise(data: bytes | Path, max_side: int) -> tuple[Image.Image, str, str
         raise _Reject("too_large", str(exc)) from None
     except UnidentifiedImageError:
         raise _Reject("not_image", "not a picture Pillow can decode") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # a header cut short
+        raise _decode_error("?", exc) from None
     with im:
         w, h = im.size
         limit = Image.MAX_IMAGE_PIXELS
@@ -218,9 +220,7 @@ def _normalise(data: bytes | Path, max_side: int) -> tuple[Image.Image, str, str
         except Image.DecompressionBombError as exc:
             raise _Reject("too_large", str(exc)) from None
         except (OSError, SyntaxError, ValueError) as exc:
-            msg = str(exc)
-            outcome = "truncated" if "truncat" in msg.lower() or "broken data stream" in msg.lower() else "not_image"
-            raise _Reject(outcome, f"{fmt}: {msg}") from None
+            raise _decode_error(fmt, exc) from None
         if min(w, h) < MIN_SIDE:
             raise _Reject("placeholder", f"{fmt} {w}x{h} is too small to be a product photo")
         detail = f"{fmt} {mode} {w}x{h}" + (f", first of {frames} frames" if frames > 1 else "")
@@ -389,7 +389,7 @@ def load_image_array(paths: Sequence[str], size: int, *, preprocessed: bool = Fa
     return preprocess(out) if preprocessed else out
 
 
-class ImageSequence(_PyDataset):  # type: ignore[misc]
+class _ImageSequenceMixin:
     """Batches of preprocessed images (and labels) for Keras ``fit``/``predict`` on any backend (notebook 04).
 
     Pillow decodes in worker threads (``workers``; ``use_multiprocessing`` as in
@@ -402,9 +402,8 @@ class ImageSequence(_PyDataset):  # type: ignore[misc]
     def __init__(self, paths: Sequence[str], y: np.ndarray | None = None, *, image_size: int,
                  batch_size: int = 32, augment: bool = False, shuffle: bool = False, seed: int = 0,
                  workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10) -> None:
-        if _keras is None:  # pragma: no cover
-            raise ImportError("ImageSequence needs keras; pip install keras")
-        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,  # type: ignore[call-arg]
+                         max_queue_size=max_queue_size)
         self.paths = [str(p) for p in paths]
         if y is not None:
             y = np.asarray(y, dtype=np.float32)
@@ -462,6 +461,22 @@ class ImageSequence(_PyDataset):  # type: ignore[misc]
     def on_epoch_end(self) -> None:
         self.epoch += 1
         self._order = self._make_order()
+
+
+@functools.cache
+def _image_sequence_class() -> type:
+    import keras
+
+    return type("ImageSequence", (_ImageSequenceMixin, keras.utils.PyDataset),
+                {"__doc__": _ImageSequenceMixin.__doc__, "__module__": __name__})
+
+
+def __getattr__(name: str) -> Any:
+    # ``ImageSequence`` subclasses ``keras.utils.PyDataset``; it is made on first access so that notebook 01's
+    # acquisition (``import prodlib.images``) imports no Keras and no TensorFlow.
+    if name == "ImageSequence":
+        return _image_sequence_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def tf_image_dataset(paths: Sequence[str], y: np.ndarray | None = None, *, image_size: int, batch_size: int = 32,

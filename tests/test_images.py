@@ -1,0 +1,261 @@
+"""Image acquisition, validation and the input pipeline (prodlib.images); never the real network."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from prodlib import images as I
+
+
+def _jpeg(color=(200, 30, 30), size=(60, 40), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, color).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _png_palette_alpha() -> bytes:
+    im = Image.new("P", (30, 30), 0)
+    im.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    for x in range(10, 20):
+        for y in range(30):
+            im.putpixel((x, y), 1)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", transparency=0)  # index 0 transparent -> white after compositing
+    return buf.getvalue()
+
+
+def _gif(frames=2, size=(24, 24)) -> bytes:
+    ims = [Image.new("P", size, i + 1) for i in range(frames)]
+    for im in ims:
+        im.putpalette([0, 0, 0, 10, 200, 10, 200, 10, 10] + [0] * 759)
+    buf = io.BytesIO()
+    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:])
+    return buf.getvalue()
+
+
+def _tiny_gif() -> bytes:
+    buf = io.BytesIO()
+    Image.new("P", (1, 1), 0).save(buf, format="GIF")
+    return buf.getvalue()
+
+
+class _Server:
+    """A local HTTP server on 127.0.0.1 serving canned responses; counts requests per path."""
+
+    def __init__(self, routes: dict[str, tuple[int, str, bytes]], slow: float = 0.0) -> None:
+        self.routes = routes
+        self.hits: dict[str, int] = {}
+        self.flaky_left = 1
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):  # noqa: N802
+                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                if self.path == "/slow.jpg":
+                    time.sleep(slow)
+                if self.path == "/flaky.jpg" and server.flaky_left > 0:
+                    server.flaky_left -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                status, ctype, body = server.routes.get(self.path, (404, "text/plain", b"not found"))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def server():
+    good = _jpeg()
+    cmyk = _jpeg(color=(0, 255, 255, 0), mode="CMYK")
+    gray = _jpeg(color=128, mode="L")
+    routes = {
+        "/good.jpg": (200, "image/jpeg", good),
+        "/slow.jpg": (200, "image/jpeg", good),
+        "/flaky.jpg": (200, "image/jpeg", good),
+        "/truncated.jpg": (200, "image/jpeg", good[: len(good) // 2]),
+        "/cmyk.jpg": (200, "image/jpeg", cmyk),
+        "/gray.jpg": (200, "image/jpeg", gray),
+        "/palette.png": (200, "image/png", _png_palette_alpha()),
+        "/anim.gif": (200, "image/gif", _gif()),
+        "/text.jpg": (200, "image/jpeg", b"<html>Sorry, this product is gone</html>"),
+        "/bomb.png": (200, "image/png", _png_bomb()),
+        "/pixel.gif": (200, "image/gif", _tiny_gif()),
+        "/big.jpg": (200, "image/jpeg", _jpeg(size=(120, 40))),
+    }
+    srv = _Server(routes, slow=1.5)
+    yield srv
+    srv.close()
+
+
+def _png_bomb() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (200, 200), 0).save(buf, format="PNG")  # 40,000 px; the test sets the limit to 10,000
+    return buf.getvalue()
+
+
+def test_prepare_images_outcomes_and_resume(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    local_good = tmp_path / "local.jpg"
+    local_good.write_bytes(_jpeg(color=(0, 0, 200)))
+    u = server.url
+    sources = {
+        "good": f"{u}/good.jpg", "missing404": f"{u}/gone.jpg", "slow": f"{u}/slow.jpg",
+        "flaky": f"{u}/flaky.jpg", "trunc": f"{u}/truncated.jpg", "cmyk": f"{u}/cmyk.jpg",
+        "gray": f"{u}/gray.jpg", "palette": f"{u}/palette.png", "gif": f"{u}/anim.gif",
+        "text": f"{u}/text.jpg", "bomb": f"{u}/bomb.png", "pixel": f"{u}/pixel.gif",
+        "noimg": "http://ecx.images-amazon.com/images/G/01/x-site/icons/no-img-sm._CB192198896_.gif",
+        "none": None, "local": str(local_good), "nofile": str(tmp_path / "absent.jpg"), "big": f"{u}/big.jpg",
+    }
+    series = pd.Series(sources)
+    out = tmp_path / "images"
+    paths, report = I.prepare_images(series, out, max_side=64, workers=4, timeout=0.5, retries=1, backoff=0.05,
+                                     progress=False)
+    outcome = report.log.set_index("id")["outcome"].to_dict()
+    assert outcome == {
+        "good": "ok", "missing404": "http_404", "slow": "timeout", "flaky": "ok", "trunc": "truncated",
+        "cmyk": "converted_CMYK", "gray": "converted_L", "palette": "converted_P", "gif": "converted_GIF",
+        "text": "not_image", "bomb": "too_large", "pixel": "placeholder", "noimg": "placeholder",
+        "none": "missing", "local": "ok", "nofile": "file_not_found", "big": "ok",
+    }
+    usable = {k for k, v in outcome.items() if I.ImageReport.is_usable(v)}
+    assert set(paths.dropna().index) == usable
+    assert paths.index.tolist() == series.index.tolist()
+    # stored files are RGB JPEGs no larger than max_side
+    for pid in usable:
+        with Image.open(paths[pid]) as im:
+            assert im.format == "JPEG" and im.mode == "RGB" and max(im.size) <= 64
+    with Image.open(paths["big"]) as im:
+        assert im.size == (64, 21)
+    # transparency composited on white: the transparent left column is white, the opaque stripe blue
+    with Image.open(paths["palette"]) as im:
+        left, mid = im.getpixel((2, 15)), im.getpixel((15, 15))
+    assert min(left) > 240 and mid[2] > 200 and mid[0] < 40
+    # retry: the flaky URL failed once (503) then succeeded; 404 was not retried
+    assert server.hits["/flaky.jpg"] == 2 and server.hits["/gone.jpg"] == 1
+    assert report.log.set_index("id").loc["flaky", "attempts"] == 2
+    assert "/no-img" not in "".join(server.hits)  # placeholders are never fetched
+    # report: counts, dict and outcomes.csv
+    d = report.to_dict()
+    assert d["products"] == len(sources) and d["usable"] == len(usable)
+    assert d["outcomes"]["placeholder"] == 2
+    assert (out / "outcomes.csv").exists() and "usable" in str(report)
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*tmp"))
+
+    # resume: a second run fetches nothing already validated and keeps the outcome names
+    before = dict(server.hits)
+    paths2, report2 = I.prepare_images(series, out, max_side=64, workers=4, timeout=0.5, retries=0,
+                                       progress=False)
+    assert server.hits["/good.jpg"] == before["/good.jpg"] and server.hits["/cmyk.jpg"] == before["/cmyk.jpg"]
+    log2 = report2.log.set_index("id")
+    assert bool(log2.loc["good", "resumed"]) and log2.loc["cmyk", "outcome"] == "converted_CMYK"
+    assert paths2.dropna().to_dict() == paths.dropna().to_dict()
+
+
+def test_prepare_images_rejects_bad_parameters(tmp_path):
+    with pytest.raises(ValueError, match="max_side"):
+        I.prepare_images(pd.Series({"a": None}), tmp_path, max_side=2, progress=False)
+    with pytest.raises(ValueError, match="unique"):
+        I.prepare_images(pd.Series([None, None], index=["a", "a"]), tmp_path, progress=False)
+
+
+def _write_images(folder: Path, n: int, size=(40, 30)) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        p = folder / f"{i}.jpg"
+        arr = np.zeros((size[1], size[0], 3), np.uint8)
+        arr[:, : size[0] // 2] = (255, 0, 0)  # left half red, right half black
+        Image.fromarray(arr).save(p, quality=95)
+        out.append(str(p))
+    return out
+
+
+def test_load_image_letterbox_and_preprocess(tmp_path):
+    (path,) = _write_images(tmp_path, 1, size=(40, 20))
+    x = I.load_image(path, 32)
+    assert x.shape == (32, 32, 3) and x.dtype == np.float32
+    assert np.allclose(x[0, 16], 255, atol=2)  # letterbox band on top is white
+    assert x[16, 4, 0] > 200 and x[16, 28, 0] < 40  # left red, right black
+    arr = I.load_image_array([path, path], 32, preprocessed=True)
+    # preprocess_input (caffe): BGR order, ImageNet mean subtracted
+    assert arr.shape == (2, 32, 32, 3)
+    assert np.isclose(arr[0, 16, 28, 0], 0 - 103.939, atol=3)
+    assert np.isclose(arr[0, 16, 4, 2], x[16, 4, 0] - 123.68, atol=1e-3)
+
+
+def test_image_sequence_batches_flips_and_bad_files(tmp_path):
+    paths = _write_images(tmp_path, 5)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    y = np.eye(6, 3, dtype=np.float32)
+    seq = I.ImageSequence([*paths, str(bad)], y, image_size=32, batch_size=4, augment=True, seed=3)
+    assert len(seq) == 2
+    with pytest.warns(UserWarning, match="white image"):
+        xb, yb = seq[1]
+    assert xb.shape == (2, 32, 32, 3) and np.array_equal(yb, y[4:6])
+    assert seq.failed == [str(bad)]
+    x0, _ = seq[0]
+    again, _ = I.ImageSequence([*paths, str(bad)], y, image_size=32, batch_size=4, augment=True, seed=3)[0]
+    assert np.array_equal(x0, again)  # seeded flips are reproducible
+    plain = I.load_image_array(paths[:4], 32, preprocessed=True)
+    flipped = [not np.allclose(x0[i], plain[i]) for i in range(4)]
+    for i in range(4):
+        ref = plain[i][:, ::-1] if flipped[i] else plain[i]
+        assert np.allclose(x0[i], ref)
+    seq_shuffled = I.ImageSequence(paths, image_size=32, batch_size=5, shuffle=True, seed=1)
+    first = seq_shuffled._order.copy()
+    seq_shuffled.on_epoch_end()
+    assert sorted(first) == list(range(5)) and seq_shuffled.epoch == 1
+    with pytest.raises(ValueError, match="label rows"):
+        I.ImageSequence(paths, y, image_size=32)
+
+
+def test_split_images_and_prevalence(tmp_path):
+    paths = _write_images(tmp_path, 2)
+    trunc = tmp_path / "trunc.jpg"
+    trunc.write_bytes(Path(paths[0]).read_bytes()[:200])
+    part = pd.DataFrame({"image": [paths[0], None, str(trunc), str(tmp_path / "gone.jpg"), paths[1]]},
+                        index=["a", "b", "c", "d", "e"])
+    with_ids, with_paths, without = I.split_images(part)
+    assert with_ids == ["a", "e"] and with_paths == [paths[0], paths[1]] and without == ["b", "c", "d"]
+    y = np.array([[1, 0, 1], [1, 0, 0], [1, 1, 0], [0, 0, 0]])
+    p = I.prevalence_probs(y, 3)
+    assert p.shape == (3, 3) and np.allclose(p[0], [0.75, 0.25, 0.25])
+
+
+def test_tf_fast_path_matches_shapes(tmp_path):
+    pytest.importorskip("tensorflow")
+    paths = _write_images(tmp_path, 3)
+    ds = I.tf_image_dataset(paths, np.ones((3, 2)), image_size=32, batch_size=2)
+    xb, yb = next(iter(ds))
+    ref = I.load_image_array(paths[:2], 32, preprocessed=True)
+    assert tuple(xb.shape) == (2, 32, 32, 3) and tuple(yb.shape) == (2, 2)
+    assert np.abs(np.asarray(xb) - ref).mean() < 8  # same preprocessing, slightly different resampling
