@@ -183,8 +183,9 @@ def setup_notebook(*, profile_env: str = "PRODLIB_PROFILE", environ: MutableMapp
         run_dir = environ.get("PRODLIB_RUN_DIR") or str(Path.cwd() / "runs")
         notes.append(f"outputs go to {run_dir}/{profile}/ (lost when the runtime is recycled). Notebooks 02-06 "
                      "read what the earlier notebooks wrote: in a fresh runtime run them in order, "
-                     "or all at once: !git clone --depth 1 " + REPOSITORY_URL + " && cd prodlib && "
-                     f"python -m prodlib run --profile {profile}")
+                     f"or all at once: !git clone --depth 1 {REPOSITORY_URL} /content/prodlib-repo && "
+                     f"cd /content/prodlib-repo && python -m prodlib run --profile {profile} --no-book "
+                     f"--run-dir {run_dir}")
     info = SetupInfo(on_colab=colab, gpus=gpus, profile=profile, profile_reason=reason,
                      keras_backend=environ.get("KERAS_BACKEND") or "tensorflow", notes=tuple(notes))
     if not quiet:
