@@ -126,3 +126,111 @@ def plot_length_histogram(lengths: np.ndarray, seq_len: int, what: str = "words"
     ax.set_ylabel("training products")
     fig.tight_layout()
     return fig
+
+
+# --- fusion and error analysis (notebooks 05 and 06) ------------------------------------------------
+__all__ += ["plot_error_overlap", "plot_f1_by_method", "plot_modality_importance", "product_gallery"]
+
+
+def plot_f1_by_method(table: pd.DataFrame, paper_col: str = "paper_f1", label_col: str = "model",
+                      title: str = "Test micro-F1 by model") -> Figure:
+    """Our test micro-F1 (%) with its 95 % bootstrap CI per model, the paper's value as a marker (notebook 05).
+
+    ``table`` has columns ``label_col``, ``f1``, ``ci_low``, ``ci_high`` and optionally ``paper_col``.
+    """
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(table) + 1.2))
+    pos = np.arange(len(table))[::-1]
+    f1 = table["f1"].to_numpy(dtype=float)
+    err = np.vstack([f1 - table["ci_low"].to_numpy(dtype=float), table["ci_high"].to_numpy(dtype=float) - f1])
+    ax.barh(pos, f1, xerr=err, color="#4c72b0", alpha=0.85, capsize=3, label="ours (95 % CI)")
+    if paper_col in table:
+        paper = table[paper_col].to_numpy(dtype=float)
+        ok = ~np.isnan(paper)
+        ax.scatter(paper[ok], pos[ok], marker="D", color="#c44e52", zorder=3, label="paper")
+    ax.set_yticks(pos, table[label_col].astype(str).tolist())
+    ax.set_xlabel("micro-F1 (%)")
+    ax.set_xlim(0, 100)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_overlap(overlap: pd.DataFrame, models: Sequence[str], title: str = "Which models get a product wrong"
+                       ) -> Figure:
+    """UpSet-style chart: bars = products wrong for exactly a combination of models, dots below = the
+    combination (notebook 06). ``overlap`` comes from :func:`prodlib.errors.error_overlap`."""
+    models = list(models)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(5, 0.7 * len(overlap) + 2), 4.2), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1.2]})
+    x = np.arange(len(overlap))
+    top.bar(x, overlap["products"], color="#4c72b0")
+    for xi, v in zip(x, overlap["products"], strict=True):
+        top.annotate(str(int(v)), (xi, v), ha="center", va="bottom", fontsize=8)
+    top.set_ylabel("test products")
+    top.set_title(title)
+    top.margins(y=0.15)
+    for r, name in enumerate(models):
+        on = overlap[name].to_numpy(dtype=bool)
+        bottom.scatter(x[on], np.full(on.sum(), r), color="#222222", s=40)
+        bottom.scatter(x[~on], np.full((~on).sum(), r), color="#dddddd", s=40)
+    bottom.set_yticks(range(len(models)), models)
+    bottom.set_xticks([])
+    bottom.set_ylim(-0.6, len(models) - 0.4)
+    for spine in ("top", "right", "bottom"):
+        bottom.spines[spine].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_modality_importance(frame: pd.DataFrame, title: str = "F1 lost when a modality is shuffled") -> Figure:
+    """Heat map of per-class, per-modality importance (rows = classes; notebook 05)."""
+    fig, ax = plt.subplots(figsize=(1.3 * frame.shape[1] + 3, 0.28 * len(frame) + 1.4))
+    vmax = float(np.nanmax(np.abs(frame.to_numpy()))) or 1.0
+    im = ax.imshow(frame.to_numpy(dtype=float), cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(frame.shape[1]), [str(c) for c in frame.columns])
+    ax.set_yticks(range(len(frame)), [str(i)[:30] for i in frame.index], fontsize=7)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="per-class F1 drop")
+    fig.tight_layout()
+    return fig
+
+
+def product_gallery(rows: Sequence[dict], models: Sequence[str], per_row: int = 4, title: str = "") -> Figure:
+    """Products with their image, title, true labels and each model's predicted labels (notebook 06).
+
+    ``rows`` come from :func:`prodlib.errors.gallery_rows`; a missing image shows as a grey tile.
+    """
+    import textwrap
+
+    from PIL import Image
+
+    n = max(len(rows), 1)
+    n_rows = int(np.ceil(n / per_row))
+    fig, axes = plt.subplots(n_rows, per_row, figsize=(per_row * 3.1, n_rows * 3.9), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k >= len(rows):
+            ax.axis("off")
+            continue
+        row = rows[k]
+        try:
+            with Image.open(row["image"]) as img:
+                ax.imshow(img.convert("RGB"))
+        except (OSError, ValueError, TypeError, AttributeError):
+            ax.imshow(np.full((8, 8, 3), 200, dtype=np.uint8))
+        ax.set_title("\n".join(textwrap.wrap(str(row["title"]), 34)[:2]), fontsize=7)
+        true = set(row["true"])
+        lines = ["true: " + ", ".join(sorted(true))]
+        for m in models:
+            pred = set(row.get(m, []))
+            extra, lost = sorted(pred - true), sorted(true - pred)
+            mark = "ok" if not extra and not lost else "+" + ",".join(extra) + " -" + ",".join(lost)
+            lines.append(f"{m}: {mark}")
+        text = "\n".join(textwrap.fill(line, 40) for line in lines)
+        ax.set_xlabel(text, fontsize=6, loc="left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
