@@ -280,8 +280,11 @@ def build_book(stage: Path, path_output: Path) -> Path:
            str(path_output), "--warningiserror", "--nitpick", "--keep-going", "--all"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-40:])
-        raise PipelineError(f"the book build failed (exit {proc.returncode}):\n{tail}")
+        lines = _ANSI.sub("", proc.stdout + proc.stderr).strip().splitlines()
+        problems = [ln for ln in lines if "WARNING" in ln or "ERROR" in ln or "Error" in ln]
+        shown = "\n".join(problems[:40] or lines[-40:])
+        more = f"\n… and {len(problems) - 40} more" if len(problems) > 40 else ""
+        raise PipelineError(f"the book build failed (exit {proc.returncode}; warnings are errors):\n{shown}{more}")
     html = path_output / "_build" / "html"
     if not (html / "index.html").exists():
         raise PipelineError(f"the book build left no {html / 'index.html'}")
