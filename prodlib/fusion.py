@@ -31,11 +31,13 @@ __all__ = [
     "ModalitySubset",
     "PolicyNetwork",
     "RidgeFusion",
+    "aligned_features",
     "class_thresholds_from_val",
     "default_policy_grid",
     "fit_and_predict",
     "fusion_set",
     "make_methods",
+    "network_settings",
     "modality_importance",
     "score_table",
     "search_policy",
@@ -185,15 +187,10 @@ class RidgeFusion:
 # Policy networks (Keras)
 # --------------------------------------------------------------------------------------------------
 def _set_seed(seed: int) -> None:
-    """Seed Python, NumPy and the Keras backend (``prodlib.train.set_seed`` when it exists)."""
-    try:
-        from prodlib.train import set_seed  # type: ignore[attr-defined]
-    except ImportError:
-        import keras
+    """Seed Python, NumPy and the Keras backend (:func:`prodlib.train.set_seed`)."""
+    from prodlib.train import set_seed
 
-        keras.utils.set_random_seed(int(seed))
-    else:
-        set_seed(int(seed))
+    set_seed(int(seed))
 
 
 def _inner_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,24 +202,46 @@ def _inner_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nda
     return order[n_stop:], order[:n_stop]
 
 
-def _fit_dense(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, learning_rate: float,
-               patience: int, inner_val: float, seed: int) -> dict[str, Any]:
-    """Compile and fit a small Keras model with binary cross-entropy; early stopping on an inner split."""
+def _bce(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def _train_small(model: Any, x: np.ndarray, y: np.ndarray, x_stop: np.ndarray | None, y_stop: np.ndarray | None,
+                 *, epochs: int, batch_size: int, learning_rate: float, patience: int, seed: int) -> dict[str, Any]:
+    """Adam + binary cross-entropy, mini-batches in a plain ``train_on_batch`` loop; with a stopping set,
+    early stopping on its loss and the best epoch's weights restored.
+
+    The fusion networks are tiny: ``model.fit``'s per-epoch overhead would cost ten times the arithmetic.
+    """
     import keras
 
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be at least 1")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
-    fit_idx, stop_idx = _inner_split(len(x), inner_val, seed)
-    callbacks = []
-    val_data = None
-    if len(stop_idx):
-        val_data = (x[stop_idx], y[stop_idx])
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                                       restore_best_weights=True))
-    hist = model.fit(x[fit_idx], y[fit_idx], validation_data=val_data, epochs=epochs,
-                     batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
-    losses = hist.history.get("val_loss") or hist.history["loss"]
-    return {"epochs_run": len(hist.history["loss"]), "best_epoch": int(np.argmin(losses)) + 1,
-            "best_loss": float(np.min(losses))}
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
+    best, best_epoch, best_weights, losses = np.inf, 0, None, []
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(len(x))
+        train_loss = [float(np.asarray(model.train_on_batch(x[b], y[b])).ravel()[0])
+                      for b in np.array_split(order, max(1, int(np.ceil(len(x) / batch_size))))]
+        if x_stop is None or y_stop is None or not len(x_stop):
+            losses.append(float(np.mean(train_loss)))
+            continue
+        loss = _bce(y_stop, model.predict_on_batch(np.asarray(x_stop, dtype=np.float32)))
+        losses.append(loss)
+        if loss < best - 1e-6:
+            best, best_epoch, best_weights = loss, epoch, model.get_weights()
+        elif epoch - best_epoch >= patience:
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    else:
+        best_epoch = epoch
+    return {"epochs_run": epoch, "best_epoch": best_epoch, "best_loss": float(np.min(losses)),
+            "loss": losses}
 
 
 class PolicyNetwork:
@@ -230,12 +249,14 @@ class PolicyNetwork:
 
     ``units`` are the hidden layers; ``activations`` has one entry per layer including the output, whose
     activation must be ``sigmoid`` (the tri-modal network of the paper: sigmoid / tanh / sigmoid). Fitted on
-    the validation predictions with ``inner_val`` of them held out for early stopping.
+    the validation predictions with ``inner_val`` of them held out for early stopping. On a small fitting
+    set an epoch is only a few mini-batches, so training runs for at least ``min_updates`` mini-batch
+    updates (more epochs; early stopping still applies).
     """
 
     def __init__(self, units: Sequence[int] = (200, 150), activations: Sequence[str] = ("relu", "relu", "sigmoid"),
                  *, epochs: int = 60, batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 5,
-                 inner_val: float = 0.2, seed: int = 0, name: str = "policy") -> None:
+                 inner_val: float = 0.2, min_updates: int = 0, seed: int = 0, name: str = "policy") -> None:
         units = tuple(int(u) for u in units)
         activations = tuple(activations)
         if len(activations) != len(units) + 1:
@@ -248,6 +269,7 @@ class PolicyNetwork:
         self.units, self.activations = units, activations
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.patience, self.inner_val, self.seed, self.name = patience, inner_val, seed, name
+        self.min_updates = int(min_updates)
         self.model: Any = None
         self.history_: dict[str, Any] = {}
 
@@ -265,17 +287,31 @@ class PolicyNetwork:
         x = np.hstack(arrays)
         _set_seed(self.seed)
         self.model = self.build(x.shape[1], arrays[0].shape[1])
-        self.history_ = _fit_dense(self.model, x, np.asarray(y, dtype=np.float32), epochs=self.epochs,
-                                   batch_size=self.batch_size, learning_rate=self.learning_rate,
-                                   patience=self.patience, inner_val=self.inner_val, seed=self.seed)
+        y = np.asarray(y, dtype=np.float32)
+        fit_idx, stop_idx = _inner_split(len(x), self.inner_val, self.seed)
+        stop = (x[stop_idx], y[stop_idx]) if len(stop_idx) else (None, None)
+        per_epoch = max(1, int(np.ceil(len(fit_idx) / self.batch_size)))
+        epochs = max(self.epochs, int(np.ceil(self.min_updates / per_epoch)))
+        self.history_ = _train_small(self.model, x[fit_idx], y[fit_idx], *stop, epochs=epochs,
+                                     batch_size=self.batch_size, learning_rate=self.learning_rate,
+                                     patience=self.patience, seed=self.seed)
         return self
 
     def predict(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         if self.model is None:
             raise RuntimeError("fit the policy network before predict")
         x = np.hstack(_check_inputs(inputs))
-        out = np.asarray(self.model.predict(x, batch_size=1024, verbose=0), dtype=np.float32)
-        return np.clip(out, 0.0, 1.0)
+        return _predict(self.model, x)
+
+
+def _predict(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Probabilities of a small Keras model, in batches, as ``float32`` in [0, 1]."""
+    parts = [np.asarray(model.predict_on_batch(x[i:i + batch_size]), dtype=np.float32)
+             for i in range(0, len(x), batch_size)] or [np.zeros((0, model.output_shape[-1]), np.float32)]
+    out = np.concatenate(parts)
+    if not np.isfinite(out).all():
+        raise FloatingPointError("the network produced non-finite outputs; lower the learning rate")
+    return np.clip(out, 0.0, 1.0)
 
 
 class ModalitySubset:
@@ -341,17 +377,28 @@ def search_policy(inputs: Sequence[np.ndarray], y: np.ndarray, grid: Sequence[Ma
     return dict(table.loc[0, "params"]), table
 
 
+def network_settings(profile: Any) -> dict[str, Any]:
+    """Training settings of every policy network: ``profile.fusion_epochs`` and ``fusion_batch_size``; the
+    learning rate ``profile.extra["fusion_learning_rate"]`` (default 5e-3), early-stopping patience
+    ``extra["fusion_patience"]`` (default 10) and at least ``extra["fusion_min_updates"]`` (default 600)
+    mini-batch updates, so that a small validation set still trains the network."""
+    extra = getattr(profile, "extra", {}) or {}
+    return {"epochs": int(profile.fusion_epochs), "batch_size": int(profile.fusion_batch_size),
+            "learning_rate": float(extra.get("fusion_learning_rate", 5e-3)),
+            "patience": int(extra.get("fusion_patience", 10)),
+            "min_updates": int(extra.get("fusion_min_updates", 600))}
+
+
 def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,
                  modalities: Sequence[str] = MODALITIES) -> dict[str, Callable[[int], FusionMethod]]:
     """Factories ``seed -> method`` for every row of the paper's Table 3 (plus ``ridge_full``).
 
     Keys follow :data:`prodlib.paper.FUSION`. ``trimodal`` overrides the tri-modal network's ``units`` and
     ``activations`` (e.g. the result of :func:`search_policy`); the default is the paper's sigmoid / tanh /
-    sigmoid with ``profile.fusion_units``.
+    sigmoid with ``profile.fusion_units``. The networks' training settings are :func:`network_settings`.
     """
     idx = {m: k for k, m in enumerate(modalities)}
-    common = {"epochs": profile.fusion_epochs, "batch_size": profile.fusion_batch_size,
-              "learning_rate": profile.learning_rate, "patience": max(3, profile.patience)}
+    common = network_settings(profile)
     tri = {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid")}
     tri.update(trimodal or {})
     folds = profile.fusion_folds
@@ -403,6 +450,23 @@ def fusion_set(stages: Sequence[Any], split: str, ids: Sequence[str], y: np.ndar
     ids = [str(i) for i in ids]
     inputs = [np.asarray(s.predictions(split).align(ids), dtype=np.float32) for s in stages]
     return FusionSet(np.asarray(ids), inputs, np.asarray(y), split)
+
+
+def aligned_features(stages: Sequence[Any], split: str, ids: Sequence[str]) -> list[np.ndarray]:
+    """Each stage's penultimate features for ``split`` (``features_<split>.npz``), rows in the order of
+    ``ids``; raises :class:`prodlib.artifacts.ArtifactError` naming the stage when one is missing."""
+    from prodlib.artifacts import ArtifactError
+
+    out = []
+    for stage in stages:
+        fid, x = stage.features(split)
+        index = {i: n for n, i in enumerate(fid.tolist())}
+        missing = [i for i in ids if i not in index]
+        if missing:
+            raise ArtifactError(f"stage {stage.stage!r} has no {split!r} features for {len(missing)} products, "
+                                f"e.g. {missing[:3]}")
+        out.append(np.asarray(x[[index[i] for i in ids]], dtype=np.float32))
+    return out
 
 
 @dataclass
@@ -553,16 +617,13 @@ class EarlyFusion:
             layers += [keras.layers.Dense(u, activation="relu"), keras.layers.Dropout(self.dropout)]
         layers.append(keras.layers.Dense(np.asarray(y_train).shape[1], activation="sigmoid"))
         self.model = keras.Sequential(layers, name="early_fusion")
-        self.model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="binary_crossentropy")
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
-        hist = self.model.fit(x, np.asarray(y_train, dtype=np.float32), validation_data=(xv, np.asarray(
-            y_val, dtype=np.float32)), epochs=self.epochs, batch_size=self.batch_size, verbose=0, callbacks=[stop])
-        self.history_ = {"epochs_run": len(hist.history["loss"]),
-                         "best_epoch": int(np.argmin(hist.history["val_loss"])) + 1}
+        self.history_ = _train_small(self.model, x, np.asarray(y_train, dtype=np.float32), xv,
+                                     np.asarray(y_val, dtype=np.float32), epochs=self.epochs,
+                                     batch_size=self.batch_size, learning_rate=self.learning_rate,
+                                     patience=self.patience, seed=self.seed)
         return self
 
     def predict(self, features: Sequence[np.ndarray]) -> np.ndarray:
         if self.model is None:
             raise RuntimeError("fit the early-fusion model before predict")
-        out = self.model.predict(self._scale(features), batch_size=1024, verbose=0)
-        return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+        return _predict(self.model, self._scale(features))

@@ -235,3 +235,23 @@ def test_early_fusion_learns_from_features():
     assert micro_f1(y[te], model.predict([f1[te], f2[te]])) > 0.85
     with pytest.raises(ValueError, match="columns"):
         model.predict([f1[te]])
+
+
+def test_aligned_features_follow_ids_and_report_missing(tmp_path):
+    from prodlib.artifacts import ArtifactError
+
+    profile = get_profile("smoke")
+    out = StageOutput(profile, "02_title", fingerprint="f" * 64, run_dir=tmp_path)
+    out.save_features("train", ["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0]]))
+    out.finish()
+    stage = load_stage(profile, "02_title", tmp_path)
+    (x,) = fusion_aligned(stage, ["b", "a"])
+    np.testing.assert_allclose(x, [[3, 4], [1, 2]])
+    with pytest.raises(ArtifactError, match="02_title"):
+        fusion_aligned(stage, ["a", "zzz"])
+
+
+def fusion_aligned(stage, ids):
+    from prodlib.fusion import aligned_features
+
+    return aligned_features([stage], "train", ids)
