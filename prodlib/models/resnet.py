@@ -42,6 +42,7 @@ __all__ = [
     "IMAGENET_FILE",
     "IMAGENET_MD5",
     "IMAGENET_URL",
+    "ImageRun",
     "WeightsInfo",
     "backbone_layers",
     "build_image_model",
@@ -51,6 +52,7 @@ __all__ = [
     "set_trainable_layers",
     "split_frozen_tail",
     "trainable_layer_table",
+    "train_image_classifier",
 ]
 
 #: File name of Keras's ImageNet ResNet-50 weights without the top (as cached in ``~/.keras/models``).
@@ -314,3 +316,133 @@ def cached_features(frozen: keras.Model, images: Any, *, progress: bool = True) 
         return np.concatenate(parts)
     return np.asarray(frozen.predict(np.asarray(images, dtype=np.float32), verbose=0, batch_size=64),
                       dtype=np.float32)
+
+
+@dataclass
+class ImageRun:
+    """Everything notebook 04 reports about one training of the image classifier.
+
+    ``p_val``/``p_test`` have one row per product of the split (``ds.splits`` order): the model's output
+    for products with an image, the training-set label prevalence (:func:`prodlib.images.prevalence_probs`)
+    for the others, listed in ``missing``. ``features`` are the 2048 pooled ResNet-50 activations per
+    product (zeros where there is no image).
+    """
+
+    model: keras.Model
+    weights: WeightsInfo
+    result: Any  # prodlib.train.TrainResult
+    p_val: np.ndarray
+    p_test: np.ndarray
+    missing: dict[str, list[str]]
+    n_images: dict[str, int]
+    mode: str
+    trainable_layers: int
+    cut: str | None = None
+    cache_seconds: float = 0.0
+    features: dict[str, np.ndarray] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-JSON facts for ``metrics.json`` and the manifest."""
+        return {"mode": self.mode, "trainable_layers": self.trainable_layers, "cut_at": self.cut,
+                "cache_seconds": round(self.cache_seconds, 2), "images": self.n_images,
+                "missing_images": {k: len(v) for k, v in self.missing.items()},
+                "weights": self.weights.to_dict()}
+
+
+def train_image_classifier(ds: Any, profile: Any, *, trainable_layers: int | str | None = None,
+                           cache: bool | None = None, augment: bool | None = None, epochs: int | None = None,
+                           weights_path: str | os.PathLike[str] | None = None, with_features: bool = True,
+                           workers: int = 2, verbose: str | int = 2, progress: bool = True) -> ImageRun:
+    """Train the image classifier of notebook 04 on ``ds`` (a :class:`prodlib.dataset.Dataset`) as
+    ``profile`` says (``image_size``, ``image_epochs``, ``image_batch_size``, ``trainable_layers``,
+    ``image_cache``, ``augment``, ``image_weights``, ``learning_rate``, ``patience``, ``seed``); keyword
+    arguments override the profile.
+
+    Products without a usable image are left out of training (policy of :mod:`prodlib.images`). With
+    ``cache`` (and no augmentation) the frozen part's activations are computed once and only the tail
+    trains (:func:`split_frozen_tail`); otherwise images stream through :class:`prodlib.images.ImageSequence`
+    end to end. Training is :func:`prodlib.train.fit_classifier` (early stopping on validation micro-F1).
+    """
+    from prodlib import images as I
+    from prodlib.train import fit_classifier, predict_proba, set_seed
+
+    k_req = profile.trainable_layers if trainable_layers is None else trainable_layers
+    augment = profile.augment if augment is None else augment
+    cache = profile.image_cache if cache is None else cache
+    epochs = profile.image_epochs if epochs is None else epochs
+    size, bs, seed = profile.image_size, profile.image_batch_size, profile.seed
+
+    parts: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    ys: dict[str, np.ndarray] = {}
+    for split in ("train", "val", "test"):
+        ids, paths, without = I.split_images(ds.part(split))
+        parts[split] = (ids, paths, without)
+        pos = {pid: n for n, pid in enumerate(ds.splits[split])}
+        ys[split] = ds.y(split)[[pos[i] for i in ids]] if ids else np.zeros((0, ds.n_classes), np.float32)
+    for split in ("train", "val"):
+        if not parts[split][0]:
+            raise ValueError(f"no product of the {split} split has a usable image; check notebook 01's image "
+                             "report (dataset_stats.json) before training the image model")
+
+    set_seed(seed)
+    model, info = build_image_model(ds.n_classes, size, trainable_layers=k_req,
+                                    weights=profile.image_weights, weights_path=weights_path)
+    k = _resolve_k(model, k_req)
+    use_cache = bool(cache) and not augment and k < len(backbone_layers(model))
+    cut: str | None = None
+    cache_seconds = 0.0
+    feat_model: keras.Model | None = None
+    if use_cache:
+        import time
+
+        frozen, tail = split_frozen_tail(model, k)
+        cut = cut_layer_name(model, k)
+        t0 = time.perf_counter()
+        x = {s: cached_features(frozen, I.ImageSequence(parts[s][1], image_size=size, batch_size=64, workers=workers),
+                                progress=progress) for s in parts}
+        cache_seconds = time.perf_counter() - t0
+        net = tail
+        if with_features:
+            feat_model = keras.Model(model.get_layer(cut).output, model.get_layer("avg_pool").output)
+    else:
+        x = {s: I.ImageSequence(parts[s][1], ys[s] if s == "train" else None, image_size=size, batch_size=bs,
+                                augment=augment and s == "train", shuffle=s == "train", seed=seed, workers=workers)
+             for s in parts}
+        net = model
+        if with_features:
+            feat_model = keras.Model(model.inputs, model.get_layer("avg_pool").output)
+    result = fit_classifier(net, x["train"], ys["train"], x["val"], ys["val"], epochs=epochs, batch_size=bs,
+                            learning_rate=profile.learning_rate, patience=profile.patience, seed=seed,
+                            verbose=verbose)
+    y_train_all = ds.y("train")
+    probs: dict[str, np.ndarray] = {}
+    features: dict[str, np.ndarray] = {}
+    for split in ("val", "test", "train"):
+        if split == "train" and not with_features:
+            continue
+        ids = parts[split][0]
+        order = {pid: n for n, pid in enumerate(ds.splits[split])}
+        rows = [order[i] for i in ids]
+        if split != "train":
+            full = I.prevalence_probs(y_train_all, len(ds.splits[split]))
+            if ids:
+                full[rows] = predict_proba(net, _eval_input(x[split], use_cache, size))
+            probs[split] = full
+        if feat_model is not None:
+            feats = np.zeros((len(ds.splits[split]), 2048), np.float32)
+            if ids:
+                feats[rows] = np.asarray(feat_model.predict(_eval_input(x[split], use_cache, size), verbose=0))
+            features[split] = feats
+    return ImageRun(model=model, weights=info, result=result, p_val=probs["val"], p_test=probs["test"],
+                    missing={s: parts[s][2] for s in parts}, n_images={s: len(parts[s][0]) for s in parts},
+                    mode="cached frozen part, tail trained" if use_cache else "end to end", trainable_layers=k,
+                    cut=cut, cache_seconds=cache_seconds, features=features or None)
+
+
+def _eval_input(x: Any, cached: bool, size: int) -> Any:
+    """Inputs for prediction: cached arrays as they are; an image sequence without labels, unshuffled."""
+    if cached:
+        return x
+    from prodlib.images import ImageSequence
+
+    return ImageSequence(x.paths, image_size=size, batch_size=x.batch_size, workers=x.workers)
