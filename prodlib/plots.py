@@ -151,7 +151,7 @@ def plot_f1_by_method(table: pd.DataFrame, paper_col: str = "paper_f1", label_co
     ax.set_xlabel("micro-F1 (%)")
     ax.set_xlim(0, 100)
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -207,7 +207,7 @@ def product_gallery(rows: Sequence[dict], models: Sequence[str], per_row: int = 
 
     n = max(len(rows), 1)
     n_rows = int(np.ceil(n / per_row))
-    fig, axes = plt.subplots(n_rows, per_row, figsize=(per_row * 3.1, n_rows * 3.9), squeeze=False)
+    fig, axes = plt.subplots(n_rows, per_row, figsize=(per_row * 3.1, n_rows * 4.4), squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -226,11 +226,38 @@ def product_gallery(rows: Sequence[dict], models: Sequence[str], per_row: int = 
         for m in models:
             pred = set(row.get(m, []))
             extra, lost = sorted(pred - true), sorted(true - pred)
-            mark = "ok" if not extra and not lost else "+" + ",".join(extra) + " -" + ",".join(lost)
+            parts = (["+" + ", ".join(extra)] if extra else []) + (["-" + ", ".join(lost)] if lost else [])
+            mark = "; ".join(parts) or "ok"
             lines.append(f"{m}: {mark}")
         text = "\n".join(textwrap.fill(line, 40) for line in lines)
         ax.set_xlabel(text, fontsize=6, loc="left")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- image classifier (notebook 04) ---------------------------------------------------------------------------
+
+__all__ += ["array_grid"]
+
+
+def array_grid(rows: Sequence[tuple[str, np.ndarray]], size: float = 1.4) -> Figure:
+    """Rows of images given as arrays (``n × h × w × 3``, values in [0, 1]), one row per ``(label, array)``:
+    e.g. decoded files above the network's preprocessed inputs (notebook 04)."""
+    n_cols = max((len(a) for _, a in rows), default=1)
+    fig, axes = plt.subplots(max(len(rows), 1), n_cols, figsize=(n_cols * size + 1.4, len(rows) * size + 0.2),
+                             squeeze=False)
+    for r, (label, arr) in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(arr):
+                ax.imshow(np.clip(np.asarray(arr[c], dtype=float), 0, 1))
+            else:
+                ax.axis("off")
+            if c == 0:
+                ax.set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout()
     return fig
