@@ -45,6 +45,7 @@ __all__ = [
     "load_image",
     "load_image_array",
     "prepare_images",
+    "prediction_examples",
     "prevalence_probs",
     "preprocess",
     "split_images",
@@ -545,3 +546,34 @@ def prevalence_probs(y_train: np.ndarray, n: int) -> np.ndarray:
         raise ValueError("y_train must be a non-empty (products × classes) matrix")
     prior = y_train.mean(axis=0).astype(np.float32)
     return np.tile(prior, (n, 1))
+
+
+def prediction_examples(ds: Any, probs: np.ndarray, *, split: str = "test", n: int = 12, per_row: int = 4,
+                        seed: int = 0, threshold: float = 0.5) -> tuple[list[tuple[str, list[str]]], list[list[str]]]:
+    """Rows and captions for :func:`prodlib.plots.image_grid`: ``n`` random products of ``split`` that have an
+    image (drawn with ``seed``), captioned with their true and predicted labels (notebook 04)."""
+    ids = list(ds.splits[split])
+    part = ds.part(split)
+    has = [i for i, pid in enumerate(ids) if isinstance(part["image"].iloc[i], str) and part["image"].iloc[i]]
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(has, size=min(n, len(has)), replace=False).tolist()) if has else []
+    y = ds.y(split)
+    rows: list[tuple[str, list[str]]] = []
+    captions: list[list[str]] = []
+    for start in range(0, len(pick), per_row):
+        chunk = pick[start:start + per_row]
+        rows.append(("", [str(part["image"].iloc[i]) for i in chunk]))
+        caps = []
+        for i in chunk:
+            true = [c for c, t in zip(ds.classes, y[i], strict=True) if t]
+            pred = [c for c, p in zip(ds.classes, probs[i], strict=True) if p >= threshold]
+            caps.append("true: " + _short(true) + "\npred: " + _short(pred))
+        captions.append(caps)
+    return rows, captions
+
+
+def _short(labels: list[str], width: int = 34) -> str:
+    import textwrap
+
+    text = ", ".join(labels) if labels else "(none)"
+    return "\n".join(textwrap.wrap(text, width)[:3])

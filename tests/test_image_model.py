@@ -138,7 +138,7 @@ def test_weights_fallback_without_network_is_quick(tmp_path, monkeypatch):
     assert not list((tmp_path / "empty" / "models").glob("*.part"))  # no half-written file left behind
     _, info = R.build_image_model(N_CLASSES, SIZE, trainable_layers=0, weights="imagenet", download=False)
     assert not info.pretrained and info.source.startswith("random init (ImageNet weights unavailable")
-    assert ":::{warning}" in info.admonition()
+    assert ":::{warning}" in info.admonition() and "admonition warning" in info._repr_html_()
 
 
 def _tiny_dataset(tmp_path: Path, n: int = 36) -> Dataset:

@@ -29,6 +29,7 @@ import shutil
 import tempfile
 import urllib.request
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ __all__ = [
     "cached_features",
     "cut_layer_name",
     "find_imagenet_weights",
+    "k_sweep",
     "set_trainable_layers",
     "split_frozen_tail",
     "trainable_layer_table",
@@ -64,6 +66,7 @@ IMAGENET_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
 WEIGHTS_ENV = "PRODLIB_RESNET_WEIGHTS"
 #: Prefix of the backbone's layers inside the classifier (the head is ``image_head``).
 HEAD_NAME = "image_head"
+_FAILED_DOWNLOADS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -78,14 +81,26 @@ class WeightsInfo:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def admonition(self) -> str:
-        """Markdown for the notebook: a warning admonition when the backbone is randomly initialised."""
+    def message(self) -> str:
+        """One paragraph for readers: which weights, and what random initialisation means for the numbers."""
         if self.pretrained:
-            return f":::{{note}}\nResNet-50 starts from **{self.source}** (`{self.path}`).\n:::"
-        return (":::{warning}\n**ResNet-50 starts from random weights, not ImageNet.** "
-                f"{self.source}. The image model's numbers below therefore say little about the paper's "
-                "pretrained model; put the Keras weights file in `~/.keras/models/` or set "
-                f"`{WEIGHTS_ENV}` to use them.\n:::")
+            return f"ResNet-50 starts from {self.source}: {self.path}."
+        return (f"ResNet-50 starts from random weights, not ImageNet: {self.source}. The image model's numbers "
+                "therefore say little about the paper's pretrained model. Put the Keras weights file "
+                f"{IMAGENET_FILE} in ~/.keras/models/ or set {WEIGHTS_ENV} to use them.")
+
+    def admonition(self) -> str:
+        """MyST markdown: a ``warning`` admonition when the backbone is randomly initialised, else a note."""
+        kind = "note" if self.pretrained else "warning"
+        return f":::{{{kind}}}\n{self.message()}\n:::"
+
+    def _repr_html_(self) -> str:
+        """The same admonition as HTML (a notebook output renders in Jupyter and in the book)."""
+        import html
+
+        kind, title = ("note", "Weights") if self.pretrained else ("warning", "Random initialisation")
+        return (f'<div class="admonition {kind}"><p class="admonition-title">{title}</p>'
+                f"<p>{html.escape(self.message())}</p></div>")
 
 
 def _md5(path: Path) -> str:
@@ -120,6 +135,8 @@ def find_imagenet_weights(weights_path: str | os.PathLike[str] | None = None, *,
         return cached, "Keras cache"
     if not download:
         return None, f"not in the Keras cache ({cached}) and downloads are off"
+    if url in _FAILED_DOWNLOADS:  # one timeout per process is enough (e.g. a sweep of K)
+        return None, _FAILED_DOWNLOADS[url]
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=cached.parent, suffix=".part")
@@ -134,7 +151,8 @@ def find_imagenet_weights(weights_path: str | os.PathLike[str] | None = None, *,
             tmp.unlink(missing_ok=True)
         return cached, "downloaded to the Keras cache"
     except Exception as exc:  # offline, proxy, DNS, timeout, bad file: all mean "no weights"
-        return None, f"download from {url} failed: {type(exc).__name__}: {exc}"
+        _FAILED_DOWNLOADS[url] = f"download from {url} failed: {type(exc).__name__}: {exc}"
+        return None, _FAILED_DOWNLOADS[url]
 
 
 def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -352,6 +370,7 @@ class ImageRun:
 def train_image_classifier(ds: Any, profile: Any, *, trainable_layers: int | str | None = None,
                            cache: bool | None = None, augment: bool | None = None, epochs: int | None = None,
                            weights_path: str | os.PathLike[str] | None = None, with_features: bool = True,
+                           model: tuple[keras.Model, WeightsInfo] | None = None,
                            workers: int = 2, verbose: str | int = 2, progress: bool = True) -> ImageRun:
     """Train the image classifier of notebook 04 on ``ds`` (a :class:`prodlib.dataset.Dataset`) as
     ``profile`` says (``image_size``, ``image_epochs``, ``image_batch_size``, ``trainable_layers``,
@@ -362,6 +381,8 @@ def train_image_classifier(ds: Any, profile: Any, *, trainable_layers: int | str
     ``cache`` (and no augmentation) the frozen part's activations are computed once and only the tail
     trains (:func:`split_frozen_tail`); otherwise images stream through :class:`prodlib.images.ImageSequence`
     end to end. Training is :func:`prodlib.train.fit_classifier` (early stopping on validation micro-F1).
+    ``model`` takes a ``(model, weights_info)`` pair from :func:`build_image_model` to train instead of a
+    fresh one.
     """
     from prodlib import images as I
     from prodlib.train import fit_classifier, predict_proba, set_seed
@@ -385,32 +406,33 @@ def train_image_classifier(ds: Any, profile: Any, *, trainable_layers: int | str
                              "report (dataset_stats.json) before training the image model")
 
     set_seed(seed)
-    model, info = build_image_model(ds.n_classes, size, trainable_layers=k_req,
-                                    weights=profile.image_weights, weights_path=weights_path)
-    k = _resolve_k(model, k_req)
-    use_cache = bool(cache) and not augment and k < len(backbone_layers(model))
+    built = model if model is not None else build_image_model(
+        ds.n_classes, size, trainable_layers=k_req, weights=profile.image_weights, weights_path=weights_path)
+    net_full, info = built
+    k = set_trainable_layers(net_full, k_req)
+    use_cache = bool(cache) and not augment and k < len(backbone_layers(net_full))
     cut: str | None = None
     cache_seconds = 0.0
     feat_model: keras.Model | None = None
     if use_cache:
         import time
 
-        frozen, tail = split_frozen_tail(model, k)
-        cut = cut_layer_name(model, k)
+        frozen, tail = split_frozen_tail(net_full, k)
+        cut = cut_layer_name(net_full, k)
         t0 = time.perf_counter()
         x = {s: cached_features(frozen, I.ImageSequence(parts[s][1], image_size=size, batch_size=64, workers=workers),
                                 progress=progress) for s in parts}
         cache_seconds = time.perf_counter() - t0
         net = tail
         if with_features:
-            feat_model = keras.Model(model.get_layer(cut).output, model.get_layer("avg_pool").output)
+            feat_model = keras.Model(net_full.get_layer(cut).output, net_full.get_layer("avg_pool").output)
     else:
         x = {s: I.ImageSequence(parts[s][1], ys[s] if s == "train" else None, image_size=size, batch_size=bs,
                                 augment=augment and s == "train", shuffle=s == "train", seed=seed, workers=workers)
              for s in parts}
-        net = model
+        net = net_full
         if with_features:
-            feat_model = keras.Model(model.inputs, model.get_layer("avg_pool").output)
+            feat_model = keras.Model(net_full.inputs, net_full.get_layer("avg_pool").output)
     result = fit_classifier(net, x["train"], ys["train"], x["val"], ys["val"], epochs=epochs, batch_size=bs,
                             learning_rate=profile.learning_rate, patience=profile.patience, seed=seed,
                             verbose=verbose)
@@ -433,7 +455,7 @@ def train_image_classifier(ds: Any, profile: Any, *, trainable_layers: int | str
             if ids:
                 feats[rows] = np.asarray(feat_model.predict(_eval_input(x[split], use_cache, size), verbose=0))
             features[split] = feats
-    return ImageRun(model=model, weights=info, result=result, p_val=probs["val"], p_test=probs["test"],
+    return ImageRun(model=net_full, weights=info, result=result, p_val=probs["val"], p_test=probs["test"],
                     missing={s: parts[s][2] for s in parts}, n_images={s: len(parts[s][0]) for s in parts},
                     mode="cached frozen part, tail trained" if use_cache else "end to end", trainable_layers=k,
                     cut=cut, cache_seconds=cache_seconds, features=features or None)
@@ -446,3 +468,27 @@ def _eval_input(x: Any, cached: bool, size: int) -> Any:
     from prodlib.images import ImageSequence
 
     return ImageSequence(x.paths, image_size=size, batch_size=x.batch_size, workers=x.workers)
+
+
+def k_sweep(ds: Any, profile: Any, *, base: ImageRun | None = None, values: Iterable[int] | None = None,
+            verbose: str | int = 0) -> pd.DataFrame:
+    """Retrain the image model for each K in ``values`` (default ``profile.k_sweep``) from the same seed and
+    report validation and test micro-F1 (notebook 04, section 4.9). ``base``, a run with one of the K values,
+    is reused instead of retrained. An empty table when there is nothing to sweep."""
+    from prodlib import metrics as M
+
+    values = list(profile.k_sweep if values is None else values)
+    rows = []
+    for k in values:
+        run = base if base is not None and base.trainable_layers == k else None
+        if run is None:
+            run = train_image_classifier(ds, profile, trainable_layers=k, with_features=False, verbose=verbose,
+                                         progress=False)
+        rows.append({"K": k, "cut_at": run.cut or "-", "mode": run.mode,
+                     "trainable_params_m": round(sum(int(np.prod(w.shape)) for w in run.model.trainable_weights)
+                                                 / 1e6, 2),
+                     "epochs": run.result.epochs_run, "train_seconds": round(run.result.seconds, 1),
+                     "val_micro_f1": round(100 * M.micro_f1(ds.y("val"), run.p_val, profile.threshold), 1),
+                     "test_micro_f1": round(100 * M.micro_f1(ds.y("test"), run.p_test, profile.threshold), 1)})
+    return pd.DataFrame(rows, columns=["K", "cut_at", "mode", "trainable_params_m", "epochs", "train_seconds",
+                                       "val_micro_f1", "test_micro_f1"])
