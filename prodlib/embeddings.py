@@ -36,11 +36,15 @@ from prodlib.text import OOV, PAD, Vocabulary, tokenize
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
 
+    from prodlib.config import Profile
+    from prodlib.text import TextData
+
 __all__ = [
     "EMBEDDING_KINDS",
     "EmbeddingInfo",
     "PRETRAINED",
     "embedding_matrix",
+    "field_embeddings",
     "find_cached",
     "from_downloader",
     "load_vectors",
@@ -273,3 +277,11 @@ def text_embeddings(vocab: Vocabulary, kind: str, dim: int, seed: int, train_tex
                          coverage=covered / n_vocab if n_vocab else 0.0, n_vocab=n_vocab, n_covered=covered,
                          note="; ".join(notes))
     return matrix, info
+
+
+def field_embeddings(td: TextData, profile: Profile, **kwargs: Any) -> tuple[np.ndarray | None, EmbeddingInfo]:
+    """:func:`text_embeddings` for a prepared text field: ``profile.title_embeddings`` (GloVe) for titles,
+    ``profile.desc_embeddings`` (Word2Vec) for descriptions, fallback trained on ``td``'s training text.
+    Notebooks 02 and 03."""
+    kind = profile.title_embeddings if td.field == "title" else profile.desc_embeddings
+    return text_embeddings(td.vocab, kind, profile.embedding_dim, profile.seed, td.clean["train"], **kwargs)

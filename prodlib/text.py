@@ -13,7 +13,7 @@ import html
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "split_punctuation",
     "strip_html",
     "tokenize",
+    "trace_cleaning",
     "truncate_words",
 ]
 
@@ -140,6 +141,40 @@ def _as_text(value: Any) -> str:
 
 # --- the two pipelines ------------------------------------------------------------------------------------
 
+def _pipeline(field: str, max_words: int) -> list[tuple[str, Callable[[str], str]]]:
+    """The named steps of one field's cleaning, in order; :func:`clean_description`, :func:`clean_title` and
+    :func:`trace_cleaning` all run this list, so a trace shows exactly what the cleaner does."""
+    def words(fn: Callable[[list[str]], list[str]]) -> Callable[[str], str]:
+        return lambda s: " ".join(fn(tokenize(s)))
+
+    if field == "description":
+        return [
+            ("lowercase", lowercase),
+            ("strip HTML", strip_html),
+            ("drop words > 30 characters", words(drop_long_words)),
+            ("remove digits", remove_digits),
+            ("remove punctuation", remove_punctuation),
+            ("drop stop words", words(drop_stop_words)),  # tokenize + join also collapses whitespace
+            (f"keep {max_words} words", words(lambda t: truncate_words(t, max_words))),
+        ]
+    if field == "title":
+        return [
+            ("lowercase", lowercase),
+            ("strip HTML", strip_html),
+            ("split punctuation", split_punctuation),
+            ("collapse whitespace", collapse_whitespace),
+            (f"keep {max_words} words", words(lambda t: truncate_words(t, max_words))),
+        ]
+    raise ValueError(f"unknown text field {field!r}; choose one of {', '.join(FIELDS)}")
+
+
+def _run(text: Any, field: str, max_words: int) -> str:
+    s = _as_text(text)
+    for _, step in _pipeline(field, max_words):
+        s = step(s)
+    return s
+
+
 def clean_description(text: Any, max_words: int = 300) -> str:
     """The paper's description rule: lowercase, strip HTML, drop words over 30 characters, digits,
     punctuation, stop words and excess whitespace; keep at most ``max_words`` words.
@@ -150,11 +185,7 @@ def clean_description(text: Any, max_words: int = 300) -> str:
     >>> clean_description("<p>The BEST shirt, 100% cotton!</p>")
     'best shirt cotton'
     """
-    s = strip_html(lowercase(_as_text(text)))
-    s = " ".join(drop_long_words(tokenize(s), 30))
-    s = remove_punctuation(remove_digits(s))
-    tokens = drop_stop_words(tokenize(collapse_whitespace(s)))
-    return " ".join(truncate_words(tokens, max_words))
+    return _run(text, "description", max_words)
 
 
 def clean_title(text: Any, max_words: int = 57) -> str:
@@ -164,8 +195,24 @@ def clean_title(text: Any, max_words: int = 57) -> str:
     >>> clean_title("Men's Slim-Fit Shirt (Pack of 2)")
     "men ' s slim - fit shirt ( pack of 2 )"
     """
-    s = collapse_whitespace(split_punctuation(strip_html(lowercase(_as_text(text)))))
-    return " ".join(truncate_words(tokenize(s), max_words))
+    return _run(text, "title", max_words)
+
+
+def trace_cleaning(text: Any, field: str, max_words: int | None = None, width: int = 110) -> pd.DataFrame:
+    """Every step of ``field``'s cleaning applied to one ``text``: the step, the text after it (shortened to
+    ``width`` characters) and its word count (notebooks 02 and 03)."""
+    max_words = max_words or (57 if field == "title" else 300)
+    s = _as_text(text)
+    rows = [("raw", s)]
+    for name, step in _pipeline(field, max_words):
+        s = step(s)
+        rows.append((name, s))
+    return pd.DataFrame([{"step": name, "text": _shorten(t, width), "words": len(t.split())} for name, t in rows])
+
+
+def _shorten(s: str, width: int) -> str:
+    s = collapse_whitespace(s)
+    return s if len(s) <= width else s[: width - 1] + "…"
 
 
 def clean_text(texts: Iterable[Any], field: str, max_words: int) -> list[str]:
@@ -267,11 +314,8 @@ class TextData:
 
     def examples(self, n: int = 5, split: str = "train", width: int = 160) -> pd.DataFrame:
         """The first ``n`` texts of ``split``: raw (shortened to ``width`` characters) beside cleaned."""
-        def short(s: str) -> str:
-            s = collapse_whitespace(s)
-            return s if len(s) <= width else s[: width - 1] + "…"
-
-        rows = [{"raw": short(r), "cleaned": short(c), "raw words": len(r.split()), "clean words": len(c.split())}
+        rows = [{"raw": _shorten(r, width), "cleaned": _shorten(c, width), "raw words": len(r.split()),
+                 "clean words": len(c.split())}
                 for r, c in zip(self.raw[split][:n], self.clean[split][:n], strict=True)]
         return pd.DataFrame(rows)
 

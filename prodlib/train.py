@@ -14,6 +14,7 @@ Keras is imported inside the functions, so ``import prodlib.train`` works withou
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
     import keras
 
     from prodlib.artifacts import StageOutput
+    from prodlib.config import Profile
     from prodlib.dataset import Dataset
+    from prodlib.text import TextData
 
 __all__ = [
     "ClassifierRun",
@@ -38,17 +41,38 @@ __all__ = [
     "binary_crossentropy",
     "classifier_metrics",
     "classifier_numbers",
+    "evaluate_and_save",
     "evaluate_classifier",
     "feature_extractor",
     "fit_classifier",
+    "fit_text_classifier",
     "glue_numbers",
     "missed_beside_paper",
     "predict_proba",
     "save_classifier_stage",
     "set_seed",
+    "start_stage",
 ]
 
 _EPS = 1e-7
+
+
+def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str | os.PathLike[str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> tuple[Profile, Dataset, StageOutput]:
+    """The first lines of every classifier notebook: the profile (with ``overrides``), the seed set, the
+    dataset notebook 01 saved and the stage's output folder (input: ``01_data``). Notebooks 02, 03 and 04."""
+    from prodlib.artifacts import StageOutput
+    from prodlib.config import get_profile
+    from prodlib.dataset import DATA_STAGE, load_dataset
+
+    prof = get_profile(profile, **dict(overrides or {}))
+    set_seed(prof.seed)
+    ds = load_dataset(prof, run_dir)
+    out = StageOutput(prof, stage, fingerprint=ds.fingerprint, run_dir=run_dir, inputs=[DATA_STAGE])
+    sizes = ", ".join(f"{split} {len(ids):,}" for split, ids in ds.splits.items())
+    print(f"profile {prof.name!r}: {len(ds.table):,} products, {ds.n_classes} classes ({sizes}); "
+          f"seed {prof.seed}; writing {out.path}")
+    return prof, ds, out
 
 
 def set_seed(seed: int) -> None:
@@ -165,7 +189,7 @@ def fit_classifier(model: keras.Model, x_train: Any, y_train: np.ndarray, x_val:
     y_train = np.asarray(y_train, dtype=np.float32)
     set_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
-    f1 = _micro_f1_callback_class()(x_val, y_val, batch_size=max(batch_size, 256))
+    f1 = _micro_f1_callback_class()(x_val, y_val, batch_size=max(batch_size, 1024))
     stop = keras.callbacks.EarlyStopping(monitor="val_micro_f1", mode="max", patience=patience,
                                          restore_best_weights=True)
     kwargs: dict[str, Any] = {}
@@ -194,10 +218,32 @@ def fit_classifier(model: keras.Model, x_train: Any, y_train: np.ndarray, x_val:
                        samples_per_s=n_train * n_epochs / seconds if seconds > 0 else float("nan"))
 
 
+def _forward(model: keras.Model, x: Any, batch_size: int) -> np.ndarray:
+    """``model``'s outputs on ``x``: arrays go through direct calls on chunks of ``batch_size`` (less per-call
+    overhead than ``model.predict``, which matters once per epoch in :class:`MicroF1Callback`); a PyDataset
+    goes through ``model.predict``."""
+    import keras
+
+    if _is_dataset(x):
+        return np.asarray(model.predict(x, verbose=0))
+    x = _inputs(x)
+    if isinstance(x, Mapping):
+        n = len(next(iter(x.values())))
+        chunks = ({k: v[i:i + batch_size] for k, v in x.items()} for i in range(0, n, batch_size))
+    elif isinstance(x, list):
+        n = len(x[0])
+        chunks = ([a[i:i + batch_size] for a in x] for i in range(0, n, batch_size))
+    else:
+        n = len(x)
+        chunks = (x[i:i + batch_size] for i in range(0, n, batch_size))
+    if n == 0:
+        return np.asarray(model.predict(x, verbose=0))
+    return np.concatenate([keras.ops.convert_to_numpy(model(c, training=False)) for c in chunks])
+
+
 def predict_proba(model: keras.Model, x: Any, batch_size: int = 256) -> np.ndarray:
     """Sigmoid outputs of ``model`` on ``x`` as ``float32`` in [0, 1] (quietly, in batches)."""
-    kwargs = {} if _is_dataset(x) else {"batch_size": batch_size}
-    probs = np.asarray(model.predict(_inputs(x), verbose=0, **kwargs), dtype=np.float32)
+    probs = np.asarray(_forward(model, x, batch_size), dtype=np.float32)
     if not np.all(np.isfinite(probs)):
         raise FloatingPointError("the model produced non-finite outputs; lower the learning rate or check inputs")
     return np.clip(probs, 0.0, 1.0)
@@ -213,7 +259,7 @@ def feature_extractor(model: keras.Model, layer: str = "features") -> keras.Mode
     except ValueError:
         names = ", ".join(lay.name for lay in model.layers)
         raise ValueError(f"model {model.name!r} has no layer {layer!r}; its layers are: {names}") from None
-    return keras.Model(model.inputs, target.output, name=f"{model.name}_{layer}")
+    return keras.Model(model.input, target.output, name=f"{model.name}_{layer}")
 
 
 def classifier_metrics(y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray,
@@ -250,6 +296,16 @@ def save_classifier_stage(out: StageOutput, ds: Dataset, model: keras.Model, p_v
         out.save_features(split, ds.splits[split], feats)
 
 
+def fit_text_classifier(model: keras.Model, td: TextData, ds: Dataset, profile: Profile,
+                        verbose: str | int = 2) -> TrainResult:
+    """:func:`fit_classifier` on a prepared text field (``td.x``) with the profile's text settings
+    (``text_epochs``, ``text_batch_size``, ``learning_rate``, ``patience``, ``seed``). Notebooks 02 and 03."""
+    return fit_classifier(model, td.x["train"], ds.y("train"), td.x["val"], ds.y("val"),
+                          epochs=profile.text_epochs, batch_size=profile.text_batch_size,
+                          learning_rate=profile.learning_rate, patience=profile.patience, seed=profile.seed,
+                          verbose=verbose)
+
+
 @dataclass
 class ClassifierRun:
     """A trained classifier's validation/test probabilities, ``metrics.json`` content and features."""
@@ -275,10 +331,19 @@ def evaluate_classifier(model: keras.Model, ds: Dataset, x: Mapping[str, Any], r
     return ClassifierRun(p_val=p_val, p_test=p_test, metrics=metrics, features=features)
 
 
+def evaluate_and_save(out: StageOutput, ds: Dataset, model: keras.Model, x: Mapping[str, Any],
+                      result: TrainResult, *, threshold: float = 0.5,
+                      feature_layer: str | None = "features") -> ClassifierRun:
+    """:func:`evaluate_classifier`, then :func:`save_classifier_stage` of its outputs into ``out``.
+    Notebooks 02–04."""
+    run = evaluate_classifier(model, ds, x, result, threshold=threshold, feature_layer=feature_layer)
+    save_classifier_stage(out, ds, model, run.p_val, run.p_test, run.metrics, features=run.features)
+    return run
+
+
 def predict_proba_raw(model: keras.Model, x: Any, batch_size: int = 256) -> np.ndarray:
     """Outputs of ``model`` on ``x`` as ``float32`` without clipping (feature activations)."""
-    kwargs = {} if _is_dataset(x) else {"batch_size": batch_size}
-    return np.asarray(model.predict(_inputs(x), verbose=0, **kwargs), dtype=np.float32)
+    return np.asarray(_forward(model, x, batch_size), dtype=np.float32)
 
 
 def missed_beside_paper(y_test: np.ndarray, p_test: np.ndarray, classes: Sequence[str], model: str, *,

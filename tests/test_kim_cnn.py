@@ -73,3 +73,16 @@ def test_learns_a_separable_task():
                    learning_rate=5e-3, patience=4, seed=0, verbose=0)
     f1 = micro_f1(y[750:], predict_proba(model, x[750:]))
     assert f1 >= 0.8, f"micro-F1 {f1:.3f} on a separable task"
+
+
+def test_prior_bias_starts_outputs_at_class_frequencies():
+    from prodlib.models.kim_cnn import prior_bias
+
+    y = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype="float32")
+    bias = prior_bias(y)
+    np.testing.assert_allclose(1 / (1 + np.exp(-bias[:2])), [0.75, 0.25], rtol=1e-5)
+    assert bias[2] < -6  # an absent class is clipped, not -inf
+    model = kim_cnn_from_profile(get_profile("smoke"), 20, 8, 3, y_train=y)
+    np.testing.assert_allclose(model.get_layer("probs").get_weights()[1], bias, rtol=1e-6)
+    with pytest.raises(ValueError, match="expected \\(3,\\)"):
+        build_kim_cnn(20, 8, 3, output_bias=np.zeros(2))

@@ -101,3 +101,13 @@ def test_prepare_text_fits_vocabulary_on_train_only():
     stats = desc.stats()
     assert stats["oov_rate_train"] == 0.0 and stats["oov_rate_test"] == 1.0
     assert list(td.examples(1).columns) == ["raw", "cleaned", "raw words", "clean words"]
+
+
+@pytest.mark.parametrize("field", ["title", "description"])
+def test_trace_ends_with_the_cleaned_text(field):
+    raw = "<b>The Blue</b> Shirt-Dress, 2 pcs & http://example.com/a/very/long/path/that/never/ends"
+    trace = T.trace_cleaning(raw, field, width=500)
+    cleaned = T.clean_title(raw) if field == "title" else T.clean_description(raw)
+    assert trace["step"].iloc[0] == "raw" and trace["text"].iloc[-1] == cleaned
+    assert trace["words"].iloc[-1] == len(cleaned.split())
+    assert len(trace) == (6 if field == "title" else 8)

@@ -16,16 +16,19 @@ import numpy as np
 if TYPE_CHECKING:
     from prodlib.config import Profile
 
-__all__ = ["build_kim_cnn", "kim_cnn_from_profile"]
+__all__ = ["build_kim_cnn", "kim_cnn_from_profile", "prior_bias"]
 
 
 def build_kim_cnn(vocab_size: int, seq_len: int, n_classes: int, *, embedding_matrix: np.ndarray | None = None,
                   embedding_dim: int = 300, trainable: bool = True, windows: Sequence[int] = (3, 4, 5),
-                  filters: int = 100, dropout: float = 0.5, name: str = "kim_cnn") -> keras.Model:
+                  filters: int = 100, dropout: float = 0.5, output_bias: np.ndarray | None = None,
+                  name: str = "kim_cnn") -> keras.Model:
     """A multi-label Kim-CNN on ``int32`` token ids of shape ``(batch, seq_len)``.
 
     ``embedding_matrix`` (``vocab_size × d``) initialises the embedding layer and fixes its width ``d``
     (``embedding_dim`` is then ignored); ``trainable=False`` freezes it (Kim's *static* variant).
+    ``output_bias`` (one value per class, e.g. :func:`prior_bias` of the training labels) starts the sigmoid
+    outputs at the class frequencies instead of 0.5.
     """
     windows = tuple(int(w) for w in windows)
     if not windows:
@@ -50,7 +53,13 @@ def build_kim_cnn(vocab_size: int, seq_len: int, n_classes: int, *, embedding_ma
     else:
         features = keras.layers.Identity(name="features")(pooled[0])
     h = keras.layers.Dropout(dropout, name="dropout")(features)
-    probs = keras.layers.Dense(n_classes, activation="sigmoid", name="probs")(h)
+    bias_init: str | keras.initializers.Initializer = "zeros"
+    if output_bias is not None:
+        output_bias = np.asarray(output_bias, dtype="float32")
+        if output_bias.shape != (n_classes,):
+            raise ValueError(f"output_bias has shape {output_bias.shape}; expected ({n_classes},)")
+        bias_init = keras.initializers.Constant(output_bias.tolist())
+    probs = keras.layers.Dense(n_classes, activation="sigmoid", bias_initializer=bias_init, name="probs")(h)
     model = keras.Model(tokens, probs, name=name)
     if embedding_matrix is not None:
         embed.set_weights([embedding_matrix])  # set after building: a Constant initializer would copy the
@@ -58,10 +67,19 @@ def build_kim_cnn(vocab_size: int, seq_len: int, n_classes: int, *, embedding_ma
     return model
 
 
+def prior_bias(y_train: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Log-odds of each class's training frequency (clipped to [eps, 1 - eps]): an output-layer bias that
+    starts every sigmoid at its class's prior instead of 0.5."""
+    prior = np.clip(np.asarray(y_train, dtype="float64").mean(axis=0), eps, 1 - eps)
+    return np.log(prior / (1 - prior)).astype("float32")
+
+
 def kim_cnn_from_profile(profile: Profile, vocab_size: int, seq_len: int, n_classes: int, *,
-                         embedding_matrix: np.ndarray | None = None, name: str = "kim_cnn") -> keras.Model:
-    """:func:`build_kim_cnn` with the profile's filters, windows, dropout, width and trainability."""
+                         embedding_matrix: np.ndarray | None = None, y_train: np.ndarray | None = None,
+                         name: str = "kim_cnn") -> keras.Model:
+    """:func:`build_kim_cnn` with the profile's filters, windows, dropout, width and trainability; given
+    ``y_train``, the output bias starts at the classes' training priors (:func:`prior_bias`)."""
     return build_kim_cnn(vocab_size, seq_len, n_classes, embedding_matrix=embedding_matrix,
                          embedding_dim=profile.embedding_dim, trainable=profile.embeddings_trainable,
                          windows=profile.kim_windows, filters=profile.kim_filters, dropout=profile.dropout,
-                         name=name)
+                         output_bias=None if y_train is None else prior_bias(y_train), name=name)
