@@ -53,7 +53,7 @@ PAD = 0
 #: Index of the out-of-vocabulary token (words never seen in training, or cut by ``max_size``).
 OOV = 1
 
-#: A fixed English stop-word list (the classic 179-word NLTK list, written without apostrophes because
+#: A fixed English stop-word list (the classic NLTK English list, written without apostrophes because
 #: :func:`remove_punctuation` joins contractions: ``don't`` → ``dont``). Fixed in the module so a run does
 #: not depend on a downloaded corpus.
 STOP_WORDS: frozenset[str] = frozenset("""
