@@ -1,0 +1,226 @@
+"""Benchmark: streaming parse of the Amazon 2014 metadata format (``prodlib.catalog.iter_amazon2014``).
+
+Generates a gzipped file of ``--lines`` (default 1,000,000) lines in the 2014 format (Python dict literals
+as Python's ``repr`` writes them) with realistic variety: single and double quotes, escaped quotes,
+unicode (raw and as ``\\x``/``\\u`` escapes), ``also_bought`` lists of up to 100 ids, nested category
+paths, missing fields, "no-img" placeholder URLs, duplicated ids and some malformed lines. Then it times
+the streaming reader on one core, each configuration in a fresh process so that peak memory
+(``ru_maxrss``) is that run's own, and prints a table:
+
+* records/s and peak RSS for several chunk sizes (memory should follow the chunk size, not the file);
+* the same chunk size on a file 1/4 as long (memory should not grow with the file);
+* which parse path the lines took (json fast path / exact regex translator / ``ast.literal_eval``) and
+  ``ast.literal_eval`` alone for comparison.
+
+Usage: ``python benchmarks/bench_parse_2014.py [--lines N] [--out FILE] [--chunk-sizes 10000,50000,200000]``
+Target: >= 50,000 records/s on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import gzip
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WORDS = ("soft cotton classic stainless steel kitchen knife set of 4 premium quality durable lightweight "
+         "portable wide 3.5mm easy to clean dishwasher safe BPA-free great gift for him her the and with "
+         "a of in for your this is perfect design made from high quality material fits most sizes colour "
+         "black white blue red green large small medium pack new original").split() + [
+    "women's", "men's", "kids'", "it's", "don't", "you'll", "café", "naïve", "crème", "brûlée", "日本",
+    "true", "—", "’s"]
+RARE = ['12"', '"ultra"', "<b>", "</b>", "&amp;", "\\", "\t", "😀"]
+ROOTS = ("Clothing, Shoes & Jewelry", "Home & Kitchen", "Sports & Outdoors", "Books", "Electronics",
+         "Toys & Games", "Beauty", "Kids' Electronics", "Men's Fashion")
+NODES = ("Women", "Men", "Girls", "Boys", "Kitchen & Dining", "Cutlery & Knife Accessories", "Dance",
+         "Other Sports", "Literature & Fiction", "Camera & Photo", "Women's Watches", "Accessories",
+         "Handbags & Wallets", "Baby", "Novelty & More", "Clothing")
+
+
+def _asin(rng: random.Random) -> str:
+    return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(10))
+
+
+def _text(rng: random.Random, lo: int, hi: int) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(lo, hi))]
+    if words and rng.random() < 0.15:  # double quotes, markup, backslashes, emoji in some texts
+        words[rng.randrange(len(words))] = rng.choice(RARE)
+    return " ".join(words)
+
+
+def _path_pool(n: int = 3000, seed: int = 7) -> list[list[str]]:
+    """A category tree's root-to-node paths (real catalogs repeat a few thousand paths)."""
+    rng = random.Random(seed)
+    pool = []
+    for _ in range(n):
+        path = [rng.choice(ROOTS)]
+        for _ in range(rng.randint(0, 4)):
+            path.append(rng.choice(NODES) if rng.random() < 0.7 else _text(rng, 1, 3).title())
+        pool.append(path)
+    return pool
+
+
+POOL = _path_pool()
+
+
+def make_record(rng: random.Random, i: int) -> dict:
+    rec: dict = {"asin": f"B{i:09d}"}
+    if rng.random() < 0.8:
+        rel = {"also_bought": [_asin(rng) for _ in range(rng.randint(0, 100))]}
+        if rng.random() < 0.6:
+            rel["also_viewed"] = [_asin(rng) for _ in range(rng.randint(0, 40))]
+        if rng.random() < 0.3:
+            rel["bought_together"] = [_asin(rng) for _ in range(rng.randint(1, 3))]
+        rec["related"] = rel
+    if rng.random() < 0.85:
+        rec["title"] = _text(rng, 2, 14)
+    if rng.random() < 0.7:
+        rec["price"] = round(rng.uniform(0.5, 500), 2)
+    if rng.random() < 0.75:
+        rec["salesRank"] = {rng.choice(ROOTS): rng.randint(1, 3_000_000)}
+    if rng.random() < 0.95:
+        rec["imUrl"] = (f"http://ecx.images-amazon.com/images/I/{_asin(rng)}._SY300_.jpg" if rng.random() < 0.97
+                        else "http://g-ecx.images-amazon.com/images/G/01/x-site/icons/no-img-sm._CB192198896_.gif")
+    if rng.random() < 0.4:
+        rec["brand"] = _text(rng, 1, 2)
+    rec["categories"] = [list(POOL[min(int(rng.paretovariate(1.0)) - 1, len(POOL) - 1)]
+                              if rng.random() < 0.5 else rng.choice(POOL))
+                         for _ in range(rng.randint(1, 3))]
+    if rng.random() < 0.6:
+        desc = _text(rng, 5, 120)
+        if rng.random() < 0.1:
+            desc = "<p>" + desc + "</p><br/>Features:\n\t- " + _text(rng, 3, 10)
+        rec["description"] = desc
+    return rec
+
+
+def make_line(rng: random.Random, i: int) -> str:
+    r = rng.random()
+    if r < 0.004:  # malformed: cut in the middle
+        line = repr(make_record(rng, i))
+        return line[: rng.randint(1, max(2, len(line) - 1))]
+    if r < 0.006:
+        return "{'asin': 'B" + str(i) + "', 'title': oops}"
+    line = repr(make_record(rng, i))
+    if r < 0.05:  # Python 2 style: non-ASCII as escapes
+        line = line.encode("ascii", "backslashreplace").decode("ascii")
+    return line
+
+
+def generate(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
+        for i in range(n):
+            j = i if rng.random() > 0.002 else max(0, i - rng.randint(1, 50))  # a few duplicated ids
+            fh.write(make_line(rng, j))
+            fh.write("\n")
+
+
+def worker(path: str, chunk_size: int) -> dict:
+    from prodlib.catalog import ReadReport, iter_amazon2014
+
+    rep = ReadReport("bench")
+    t0 = time.perf_counter()
+    rows = 0
+    for chunk in iter_amazon2014(path, chunk_size=chunk_size, report=rep):
+        rows += len(chunk)
+    dt = time.perf_counter() - t0
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"records": rep.records_read, "kept": rep.kept, "rows": rows, "seconds": dt,
+            "records_per_s": rep.records_read / dt, "maxrss_mb": maxrss_kb / 1024,
+            "skipped": dict(rep.skipped), "consistent": rep.consistent}
+
+
+def run_worker(path: Path, chunk_size: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, __file__, "--worker", str(path), "--chunk", str(chunk_size)]
+    if sys.platform.startswith("linux"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def parse_paths(path: Path, n: int) -> tuple[Counter, float, float]:
+    from prodlib.catalog import _parse_literal
+
+    lines = []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            lines.append(line.strip())
+            if len(lines) >= n:
+                break
+    paths: Counter = Counter()
+    t0 = time.perf_counter()
+    for line in lines:
+        try:
+            paths[_parse_literal(line)[2]] += 1
+        except (ValueError, SyntaxError):
+            paths["malformed"] += 1
+    ours = len(lines) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for line in lines:
+        try:
+            ast.literal_eval(line)
+        except (ValueError, SyntaxError):
+            pass
+    ref = len(lines) / (time.perf_counter() - t0)
+    return paths, ours, ref
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--out", type=Path, default=None, help="write the generated file here (kept)")
+    ap.add_argument("--chunk-sizes", default="10000,50000,200000")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--chunk", type=int, default=50_000, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.chunk)))
+        return
+
+    tmp = tempfile.TemporaryDirectory()
+    big = args.out or Path(tmp.name) / "metadata_bench.json.gz"
+    small = Path(tmp.name) / "metadata_bench_quarter.json.gz"
+    t0 = time.perf_counter()
+    if not big.exists():
+        generate(big, args.lines)
+    generate(small, args.lines // 4, seed=1)
+    print(f"generated {args.lines:,} + {args.lines // 4:,} lines in {time.perf_counter() - t0:.0f} s "
+          f"({big.stat().st_size / 1e6:.0f} MB gz)")
+
+    paths, ours, ref = parse_paths(big, 20_000)
+    total = sum(paths.values())
+    print("parse paths on the first 20,000 lines: "
+          + ", ".join(f"{k} {v / total:.1%}" for k, v in paths.most_common()))
+    print(f"parse only (no decompression, no table): ours {ours:,.0f} lines/s, ast.literal_eval {ref:,.0f} "
+          f"lines/s ({ours / ref:.1f}x)")
+
+    rows = []
+    for cs in [int(c) for c in args.chunk_sizes.split(",")]:
+        rows.append((args.lines, cs, run_worker(big, cs)))
+    rows.append((args.lines // 4, 50_000, run_worker(small, 50_000)))
+    print(f"\n{'lines':>10} {'chunk':>8} {'kept':>10} {'seconds':>8} {'records/s':>10} {'peak RSS MB':>12}")
+    for n, cs, r in rows:
+        print(f"{n:>10,} {cs:>8,} {r['kept']:>10,} {r['seconds']:>8.1f} {r['records_per_s']:>10,.0f} "
+              f"{r['maxrss_mb']:>12.0f}")
+    r = rows[0][2]
+    print(f"\nskipped (first run): {r['skipped']}; kept + skipped == read: {r['consistent']}")
+    print("target: >= 50,000 records/s on one core")
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
