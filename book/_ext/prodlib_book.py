@@ -184,6 +184,27 @@ def protect_attribute_docstring(app: Sphinx, what: str, name: str, obj: Any, opt
         lines.insert(0, "")
 
 
+def dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
+    """Drop repeated inline ``<script>`` bodies from a page.
+
+    In this Jupyter Book / Sphinx 7.4 combination sphinx-thebe and sphinx-togglebutton register their inline
+    configuration scripts twice (once with filename ``None``, once with ``""``); the second
+    ``const THEBE_JS_URL`` is a JavaScript error in the browser (found by ``tools/check_book.py``).
+    Same filename and attributes = same script.
+    """
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for js in scripts:
+        key = (getattr(js, "filename", js) or "", tuple(sorted((getattr(js, "attributes", {}) or {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    scripts[:] = unique
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     # autodoc imports prodlib's model modules, which import Keras: use the light JAX backend for that unless
     # the builder chose one (TensorFlow itself is mocked in _config.yml's autodoc_mock_imports).
@@ -195,4 +216,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("prodlib-profiles", ProfilesDirective)
     app.connect("source-read", _on_source_read)
     app.connect("autodoc-process-docstring", protect_attribute_docstring, priority=400)
+    app.connect("html-page-context", dedupe_scripts, priority=100)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
