@@ -122,6 +122,7 @@ def tiny_dataset(n_train=60, n_val=30, n_test=30) -> Dataset:
     n = n_train + n_val + n_test
     ids = [f"p{i}" for i in range(n)]
     table = pd.DataFrame({"id": ids, "title": "t", "description": "d", "category_paths": [[["a"]]] * n,
+                          "image": None, "source": "test",
                           "labels": [["a", "b"] if i % 2 else ["c"] for i in range(n)]}).set_index("id", drop=False)
     splits = {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
     return Dataset(table=table, classes=["a", "b", "c"], splits=splits, profile="smoke")
@@ -210,3 +211,19 @@ def test_jax_backend_without_tensorflow():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "JAX-OK word2vec trained on training split" in proc.stdout
+
+
+def test_start_stage_reads_dataset_and_json_overrides(tmp_path, capsys):
+    from prodlib.dataset import save_dataset
+
+    ds = tiny_dataset()
+    profile = get_profile("smoke")
+    data_out = StageOutput(profile, "01_data", fingerprint=ds.fingerprint, run_dir=tmp_path)
+    save_dataset(ds, data_out)
+    data_out.finish()
+    prof, loaded, out = TR.start_stage("02_title", "smoke", tmp_path, '{"text_epochs": 2}')
+    assert prof.text_epochs == 2 and loaded.fingerprint == ds.fingerprint
+    assert out.path == tmp_path / "smoke" / "02_title" and out.inputs == ["01_data"]
+    assert "120 products, 3 classes" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="not a JSON object"):
+        TR.start_stage("02_title", "smoke", tmp_path, "text_epochs=2")
