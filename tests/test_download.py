@@ -1,0 +1,199 @@
+"""prodlib.download against a local HTTP server on 127.0.0.1 (never the network)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from prodlib import download
+from prodlib.download import SOURCES, DownloadError, Source, fetch
+
+DATA = os.urandom(300_000) + b"the end"
+
+
+class _Server:
+    """Serves ``DATA`` at /file with Range support; switches emulate broken servers."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, str | None]] = []
+        self.drop_after: int | None = None  # first request: send this many bytes, then hang up
+        self.ignore_range = False
+        self.body = DATA
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                srv.requests.append({"path": self.path, "range": self.headers.get("Range")})
+                if self.path != "/file":
+                    self.send_error(404, "Not Found")
+                    return
+                body, start = srv.body, 0
+                rng = self.headers.get("Range")
+                m = re.fullmatch(r"bytes=(\d+)-", rng or "")
+                if m and not srv.ignore_range:
+                    start = int(m.group(1))
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                chunk = body[start:]
+                self.send_header("Content-Length", str(len(chunk)))
+                self.end_headers()
+                if srv.drop_after is not None:
+                    cut, srv.drop_after = srv.drop_after, None
+                    self.wfile.write(chunk[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(chunk)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "_BACKOFF_S", 0.0)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_full_download_then_cached_without_network(server: _Server, tmp_path: Path) -> None:
+    url = f"{server.url}/file"
+    path = fetch(url, tmp_path, filename="data.bin", sha256=_sha(DATA), progress=False)
+    assert path == tmp_path / "data.bin" and path.read_bytes() == DATA
+    assert not (tmp_path / "data.bin.part").exists()
+    assert len(server.requests) == 1 and server.requests[0]["range"] is None
+    again = fetch(url, tmp_path, filename="data.bin", sha256=_sha(DATA), progress=False)
+    assert again == path and len(server.requests) == 1  # no second request
+
+
+def test_resume_after_interruption_uses_range(server: _Server, tmp_path: Path) -> None:
+    server.drop_after = 100_000
+    path = fetch(f"{server.url}/file", tmp_path, filename="d.bin", expected_size=len(DATA), progress=False)
+    assert path.read_bytes() == DATA
+    assert [r["range"] for r in server.requests] == [None, "bytes=100000-"]
+
+
+def test_interrupted_download_keeps_part_and_next_call_resumes(server: _Server, tmp_path: Path) -> None:
+    server.drop_after = 50_000
+    with pytest.raises(DownloadError, match="resumes"):
+        fetch(f"{server.url}/file", tmp_path, filename="d.bin", retries=1, progress=False)
+    part = tmp_path / "d.bin.part"
+    assert part.stat().st_size == 50_000 and not (tmp_path / "d.bin").exists()  # never a partial final file
+    path = fetch(f"{server.url}/file", tmp_path, filename="d.bin", sha256=_sha(DATA), progress=False)
+    assert path.read_bytes() == DATA and server.requests[-1]["range"] == "bytes=50000-"
+
+
+def test_server_ignoring_range_restarts(server: _Server, tmp_path: Path) -> None:
+    server.ignore_range = True
+    (tmp_path / "d.bin.part").write_bytes(b"x" * 1234)  # a stale partial file
+    path = fetch(f"{server.url}/file", tmp_path, filename="d.bin", sha256=_sha(DATA), progress=False)
+    assert path.read_bytes() == DATA
+    assert server.requests[0]["range"] == "bytes=1234-"  # asked to resume, got 200, restarted cleanly
+
+
+def test_complete_part_file_is_finished_on_416(server: _Server, tmp_path: Path) -> None:
+    (tmp_path / "d.bin.part").write_bytes(DATA)
+    path = fetch(f"{server.url}/file", tmp_path, filename="d.bin", sha256=_sha(DATA), progress=False)
+    assert path.read_bytes() == DATA
+
+
+def test_404_names_url_homepage_and_local_alternative(server: _Server, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    src = Source(name="amazon2014", url=f"{server.url}/moved.json.gz", filename="metadata.json.gz",
+                 homepage="https://example.org/amazon", note="The host has moved before.",
+                 env="PRODLIB_AMAZON2014")
+    monkeypatch.setitem(SOURCES, "amazon2014", src)
+    with pytest.raises(DownloadError) as err:
+        fetch("amazon2014", tmp_path, progress=False)
+    msg = str(err.value)
+    assert f"{server.url}/moved.json.gz" in msg and "404" in msg
+    assert "https://example.org/amazon" in msg and "moved before" in msg
+    assert "$PRODLIB_AMAZON2014" in msg and str(tmp_path / "metadata.json.gz") in msg
+    assert len(server.requests) == 1  # a 404 is not retried
+    assert not (tmp_path / "metadata.json.gz").exists()
+
+
+def test_dead_host_raises_download_error(tmp_path: Path) -> None:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connection refused
+    with pytest.raises(DownloadError, match=f"127.0.0.1:{port}/x.bin.*gave up after 2"):
+        fetch(f"http://127.0.0.1:{port}/x.bin", tmp_path, retries=2, timeout=2, progress=False)
+
+
+def test_checksum_mismatch_leaves_no_file(server: _Server, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="checksum"):
+        fetch(f"{server.url}/file", tmp_path, filename="d.bin", sha256="0" * 64, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_size_mismatch_leaves_no_file(server: _Server, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="expected 5"):
+        fetch(f"{server.url}/file", tmp_path, filename="d.bin", expected_size=5, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cached_file_with_wrong_size_is_not_trusted(tmp_path: Path) -> None:
+    (tmp_path / "d.bin").write_bytes(b"short")
+    with pytest.raises(DownloadError, match="delete it"):
+        fetch("http://127.0.0.1:9/d.bin", tmp_path, expected_size=100, progress=False)
+
+
+def test_registry_has_the_public_sources() -> None:
+    assert SOURCES["amazon2014"].url == "http://snap.stanford.edu/data/amazon/productGraph/metadata.json.gz"
+    assert SOURCES["glove"].url == "https://nlp.stanford.edu/data/glove.6B.zip"
+    assert "word2vec-google-news-300" in SOURCES["word2vec"].note
+    assert SOURCES["flipkart"].url is None and "kaggle" in SOURCES["flipkart"].homepage
+    for src in SOURCES.values():
+        assert src.homepage.startswith("https://") and src.note
+        assert src.sha256 is None  # never invented
+    cat = download.amazon2014_category("Clothing_Shoes_and_Jewelry")
+    assert cat.url.endswith("/categoryFiles/meta_Clothing_Shoes_and_Jewelry.json.gz")
+
+
+def test_manual_sources_and_bad_names_explain(tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="kaggle"):
+        fetch("flipkart", tmp_path, progress=False)
+    with pytest.raises(DownloadError, match="neither a known source"):
+        fetch("no-such-thing", tmp_path)
+    with pytest.raises(ValueError, match="retries"):
+        fetch("glove", tmp_path, retries=0)
