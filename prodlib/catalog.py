@@ -1311,6 +1311,18 @@ def _split_spec(spec: str | os.PathLike[str]) -> tuple[str | None, str]:
     return None, spec
 
 
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _locate(path: str | os.PathLike[str]) -> Path:
+    """``path``; a relative one that is not found from here is also tried from the repository root
+    (notebooks run with their own working folder, while ``../shared/data/...`` is meant from the root)."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and not p.exists() and (_REPO / p).exists():
+        return (_REPO / p).resolve()
+    return p
+
+
 def read_catalog(spec: str | os.PathLike[str], **kw: Any) -> CatalogResult:
     """Read a catalog given as a path (format detected) or ``format:path``; notebook 01.
 
@@ -1321,7 +1333,7 @@ def read_catalog(spec: str | os.PathLike[str], **kw: Any) -> CatalogResult:
     fmt, path = _split_spec(spec)
     if not path:
         raise CatalogError(f"empty catalog path in {spec!r}; accepted: {_ACCEPTED}")
-    p = Path(path).expanduser()
+    p = _locate(path)
     if not p.exists():
         raise CatalogError(f"catalog path {p} does not exist; accepted: {_ACCEPTED}")
     if fmt is None:
@@ -1336,10 +1348,9 @@ def read_catalog(spec: str | os.PathLike[str], **kw: Any) -> CatalogResult:
 def catalog_from_env(var: str = ENV_VAR, **kw: Any) -> CatalogResult:
     """Read the catalog named by the environment variable ``var`` (``PRODLIB_CATALOG``); notebook 01."""
     spec = os.environ.get(var, "").strip()
-    how = (f"Set {var} to a catalog path or format:path, for example\n    {ENV_EXAMPLE}\n"
-           f"Accepted: {_ACCEPTED}.")
+    how = f"Set {var} to a catalog path or format:path, for example\n    {ENV_EXAMPLE}"
     if not spec:
-        raise CatalogError(f"${var} is not set, so there is no catalog to read. {how}")
+        raise CatalogError(f"${var} is not set, so there is no catalog to read. {how}\nAccepted: {_ACCEPTED}.")
     try:
         return read_catalog(spec, **kw)
     except CatalogError as e:
@@ -1361,7 +1372,7 @@ def open_catalog(source: str, *, cache_dir: str | os.PathLike[str], **kw: Any) -
     if source == "amazon2014":
         local = os.environ.get(AMAZON2014_ENV, "").strip()
         if local:
-            path = Path(local).expanduser()
+            path = _locate(local)
             if not path.is_file():
                 raise CatalogError(f"${AMAZON2014_ENV}={local!r} is not a file; point it at metadata.json.gz "
                                    "(or a meta_<Category>.json.gz) or unset it to download")
