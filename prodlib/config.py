@@ -85,6 +85,11 @@ class Profile:
     fusion_epochs: int = 60
     fusion_batch_size: int = 64
     fusion_units: tuple[int, int] = (200, 150)
+    fusion_learning_rate: float = 5e-3
+    fusion_patience: int = 10
+    fusion_min_updates: int = 600
+    """Policy networks train for at least this many mini-batch updates, so that a small validation set
+    (they are fitted on validation predictions) still trains them."""
     fusion_search: bool = True
     """Run the small hyper-parameter search of the tri-modal policy network (validation folds only)."""
     fusion_folds: int = 3

@@ -79,3 +79,14 @@ def label_modes_side_by_side(category_paths: pd.Series, top: int = 15) -> pd.Dat
             for name, qualified in merged.items() if len(qualified) > 1]
     frame = pd.DataFrame(rows, columns=["flat label", "subtrees merged", "path-qualified labels"])
     return frame.sort_values("subtrees merged", ascending=False).head(top).reset_index(drop=True)
+
+
+def images_per_class(table: pd.DataFrame, classes: list[str], per_class: int = 6) -> list[tuple[str, list[str]]]:
+    """``(class, image paths)`` rows for :func:`prodlib.plots.image_grid`: the first ``per_class`` products
+    of each class that have a usable image."""
+    has_image = table["image"].notna()
+    rows = []
+    for cls in classes:
+        members = table["labels"].map(lambda labs, c=cls: c in labs) & has_image
+        rows.append((cls, table.loc[members, "image"].head(per_class).tolist()))
+    return rows

@@ -378,15 +378,13 @@ def search_policy(inputs: Sequence[np.ndarray], y: np.ndarray, grid: Sequence[Ma
 
 
 def network_settings(profile: Any) -> dict[str, Any]:
-    """Training settings of every policy network: ``profile.fusion_epochs`` and ``fusion_batch_size``; the
-    learning rate ``profile.extra["fusion_learning_rate"]`` (default 5e-3), early-stopping patience
-    ``extra["fusion_patience"]`` (default 10) and at least ``extra["fusion_min_updates"]`` (default 600)
-    mini-batch updates, so that a small validation set still trains the network."""
-    extra = getattr(profile, "extra", {}) or {}
+    """Training settings of every policy network, from the profile: ``fusion_epochs``,
+    ``fusion_batch_size``, ``fusion_learning_rate``, ``fusion_patience`` and ``fusion_min_updates`` (at least
+    that many mini-batch updates, so that a small validation set still trains the network). Notebook 05."""
     return {"epochs": int(profile.fusion_epochs), "batch_size": int(profile.fusion_batch_size),
-            "learning_rate": float(extra.get("fusion_learning_rate", 5e-3)),
-            "patience": int(extra.get("fusion_patience", 10)),
-            "min_updates": int(extra.get("fusion_min_updates", 600))}
+            "learning_rate": float(profile.fusion_learning_rate),
+            "patience": int(profile.fusion_patience),
+            "min_updates": int(profile.fusion_min_updates)}
 
 
 def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,

@@ -261,3 +261,28 @@ def array_grid(rows: Sequence[tuple[str, np.ndarray]], size: float = 1.4) -> Fig
                 ax.set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_label_structure(labels_per_product: pd.Series, depths: pd.Series) -> Figure:
+    """Labels per product and depth of category paths, side by side (notebook 01)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    labels_per_product.value_counts().sort_index().plot.bar(ax=axes[0], color="#55a868")
+    axes[0].set(xlabel="labels per product", ylabel="products", title="Labels per product")
+    depths.value_counts().sort_index().plot.bar(ax=axes[1], color="#c44e52")
+    axes[1].set(xlabel="path depth", ylabel="paths", title="Depth of category paths")
+    fig.tight_layout()
+    return fig
+
+
+def plot_text_lengths(word_counts: dict[str, pd.Series]) -> Figure:
+    """One histogram of words per text for each text field, empty texts left out (notebook 01)."""
+    fig, axes = plt.subplots(1, len(word_counts), figsize=(4.5 * len(word_counts), 3), squeeze=False)
+    colors = ["#4c72b0", "#dd8452", "#55a868"]
+    for n, (ax, (name, counts)) in enumerate(zip(axes[0], word_counts.items(), strict=True)):
+        ax.hist(counts[counts > 0], bins=30, color=colors[n % len(colors)])
+        ax.set(xlabel="words", ylabel="products", title=f"{name.capitalize()} length")
+    fig.tight_layout()
+    return fig
+
+
+__all__ += ["plot_label_structure", "plot_text_lengths"]

@@ -296,11 +296,15 @@ def classifier_metrics(y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray,
 
 def save_classifier_stage(out: StageOutput, ds: Dataset, model: keras.Model, p_val: np.ndarray,
                           p_test: np.ndarray, metrics: Mapping[str, Any], *,
-                          features: Mapping[str, np.ndarray] | None = None) -> None:
+                          features: Mapping[str, np.ndarray] | None = None,
+                          p_train: np.ndarray | None = None) -> None:
     """Write ``predictions_{val,test}.npz`` (ids from ``ds.splits``), ``metrics.json``, ``model.keras`` and,
-    when given, ``features_<split>.npz`` into ``out``'s folder."""
+    when given, ``features_<split>.npz`` and ``predictions_train.npz`` (the base model's outputs on its own
+    training products: only notebook 05's *naive fusion* warning uses them) into ``out``'s folder."""
     out.save_predictions("val", ds.splits["val"], p_val, ds.classes)
     out.save_predictions("test", ds.splits["test"], p_test, ds.classes)
+    if p_train is not None:
+        out.save_predictions("train", ds.splits["train"], p_train, ds.classes)
     out.save_metrics(metrics)
     model.save(out.path / "model.keras")
     for split, feats in (features or {}).items():
@@ -325,6 +329,7 @@ class ClassifierRun:
     p_test: np.ndarray
     metrics: dict[str, Any]
     features: dict[str, np.ndarray]
+    p_train: np.ndarray | None = None
 
 
 def evaluate_classifier(model: keras.Model, ds: Dataset, x: Mapping[str, Any], result: TrainResult, *,
@@ -334,12 +339,13 @@ def evaluate_classifier(model: keras.Model, ds: Dataset, x: Mapping[str, Any], r
     ``feature_layer`` is ``None``, the ``feature_layer`` activations of every split in ``x``. Notebooks 02–04."""
     p_val = predict_proba(model, x["val"], batch_size)
     p_test = predict_proba(model, x["test"], batch_size)
+    p_train = predict_proba(model, x["train"], batch_size) if "train" in x else None
     metrics = classifier_metrics(ds.y("val"), p_val, ds.y("test"), p_test, ds.classes, result, threshold)
     features: dict[str, np.ndarray] = {}
     if feature_layer is not None:
         extractor = feature_extractor(model, feature_layer)
         features = {s: predict_proba_raw(extractor, xs, batch_size) for s, xs in x.items()}
-    return ClassifierRun(p_val=p_val, p_test=p_test, metrics=metrics, features=features)
+    return ClassifierRun(p_val=p_val, p_test=p_test, metrics=metrics, features=features, p_train=p_train)
 
 
 def evaluate_and_save(out: StageOutput, ds: Dataset, model: keras.Model, x: Mapping[str, Any],
@@ -348,7 +354,8 @@ def evaluate_and_save(out: StageOutput, ds: Dataset, model: keras.Model, x: Mapp
     """:func:`evaluate_classifier`, then :func:`save_classifier_stage` of its outputs into ``out``.
     Notebooks 02–04."""
     run = evaluate_classifier(model, ds, x, result, threshold=threshold, feature_layer=feature_layer)
-    save_classifier_stage(out, ds, model, run.p_val, run.p_test, run.metrics, features=run.features)
+    save_classifier_stage(out, ds, model, run.p_val, run.p_test, run.metrics, features=run.features,
+                          p_train=run.p_train)
     return run
 
 

@@ -358,6 +358,8 @@ class ImageRun:
     cut: str | None = None
     cache_seconds: float = 0.0
     features: dict[str, np.ndarray] | None = None
+    p_train: np.ndarray | None = None
+    """Outputs on the training products (only with features): notebook 05's naive-fusion warning."""
 
     def summary(self) -> dict[str, Any]:
         """Plain-JSON facts for ``metrics.json`` and the manifest."""
@@ -445,17 +447,17 @@ def train_image_classifier(ds: Any, profile: Any, *, trainable_layers: int | str
         ids = parts[split][0]
         order = {pid: n for n, pid in enumerate(ds.splits[split])}
         rows = [order[i] for i in ids]
-        if split != "train":
-            full = I.prevalence_probs(y_train_all, len(ds.splits[split]))
-            if ids:
-                full[rows] = predict_proba(net, _eval_input(x[split], use_cache, size))
-            probs[split] = full
+        full = I.prevalence_probs(y_train_all, len(ds.splits[split]))
+        if ids:
+            full[rows] = predict_proba(net, _eval_input(x[split], use_cache, size))
+        probs[split] = full
         if feat_model is not None:
             feats = np.zeros((len(ds.splits[split]), 2048), np.float32)
             if ids:
                 feats[rows] = np.asarray(feat_model.predict(_eval_input(x[split], use_cache, size), verbose=0))
             features[split] = feats
     return ImageRun(model=net_full, weights=info, result=result, p_val=probs["val"], p_test=probs["test"],
+                    p_train=probs.get("train"),
                     missing={s: parts[s][2] for s in parts}, n_images={s: len(parts[s][0]) for s in parts},
                     mode="cached frozen part, tail trained" if use_cache else "end to end", trainable_layers=k,
                     cut=cut, cache_seconds=cache_seconds, features=features or None)
