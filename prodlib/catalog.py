@@ -454,10 +454,12 @@ def _parse_swapped(text: str) -> tuple[Any, str]:
     Why this equals ``ast.literal_eval`` whenever it returns: after the swap, a Python ``'...'`` string is
     a JSON string whose value is the original with ``'`` and ``"`` exchanged (an escaped ``\\'`` becomes
     the JSON escape ``\\"``); the other escapes are rewritten to their JSON form (``\\xHH``) or refused.
-    A Python ``"..."`` string shows up as a JSON error *at its first character*, so JSON agreed with
-    Python on everything before it. From there one regex pass (``_TAIL``) walks the rest token by token
-    as Python would, rewriting each Python ``"..."`` string into a JSON string with the same swapped value
-    and refusing anything that is not punctuation, a number or a string; the result is parsed again.
+    A Python ``"..."`` string is found either cheaply (the first ``'`` after swapping, when no backslash
+    precedes it and an even number of ``"`` do, so that it lies outside every string) or as a JSON error
+    *at its first character*, so JSON agreed with Python on everything before it. From there one regex
+    pass (``_TAIL``) walks the rest token by token as Python would, rewriting each Python ``"..."`` string
+    into a JSON string with the same swapped value and refusing anything that is not punctuation, a
+    number or a string; the result is parsed (again).
     Outside strings JSON then reads numbers and punctuation as Python does, ``NaN``/``Infinity`` are
     refused, and a bare ``true``/``false``/``null`` (not Python) is caught by :func:`_bare_names`.
     Anything else raises ``_NotFast`` and the exact slower paths decide.

@@ -322,6 +322,17 @@ def test_parser_never_evaluates_code() -> None:
     assert parse_python_literal("{'a': [1, -2.5, 'x']}") == {"a": [1, -2.5, "x"]}
 
 
+def test_multi_member_gzip_and_plain_files_read_fully(tmp_path: Path) -> None:
+    recs = [repr({"asin": f"M{i}", "title": f"t{i}", "categories": [["X"]]}).encode() for i in range(5000)]
+    path = tmp_path / "meta_M.json.gz"
+    path.write_bytes(gzip.compress(b"\n".join(recs[:2500]) + b"\n") + gzip.compress(b"\n".join(recs[2500:])))
+    table, rep = read_amazon2014(path)
+    assert list(table["id"]) == [f"M{i}" for i in range(5000)] and rep.consistent and not rep.skipped
+    plain = tmp_path / "meta_M.json"
+    plain.write_bytes(b"\r\n".join(recs))  # Windows line ends, no final newline
+    assert list(read_amazon2014(plain).table["id"]) == list(table["id"])
+
+
 def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
     path = _write_2014(tmp_path / "cut.json.gz", [repr(GOOD).encode()] * 2000)
     raw = path.read_bytes()
@@ -329,6 +340,7 @@ def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
     table, rep = read_amazon2014(path)
     assert rep.skipped["file cut short (compressed stream ended early)"] == 1
     assert any("ends early" in n for n in rep.notes) and rep.consistent
+    assert len(table) == 1 and rep.duplicates == rep.records_read - 2  # every complete line before the cut
 
 
 # ----------------------------------------------------------------------------------------------------
