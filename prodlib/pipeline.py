@@ -16,7 +16,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,7 +42,8 @@ class NotebookFailed(PipelineError):
         self.notebook, self.cell, self.ename, self.evalue, self.output = notebook, cell, ename, evalue, output
         where = f"cell {cell} of the source notebook" if cell is not None else "a cell"
         super().__init__(f"{notebook} failed in {where}: {ename}: {evalue}\n"
-                         f"  the executed notebook with the traceback is {output}")
+                         f"  the executed notebook with the traceback is {output}\n"
+                         f"  the kernel's own log is {output.with_suffix('.kernel.log')}")
 
 
 def repo_root() -> Path:
@@ -135,15 +137,37 @@ def _source_cell(nb: Path, source: str) -> int | None:
     return None
 
 
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's file descriptor 2 (inherited by the kernel it starts) to ``path``: the kernel's
+    C++ and TensorFlow log lines land in a log file instead of the console."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _execute(nb: Path, out: Path, params: dict[str, Any], cwd: Path, progress: bool) -> None:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernel inherits it: no C++ log lines in pages
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    log = out.with_suffix(".kernel.log")
+    log.unlink(missing_ok=True)
+    bar: bool | dict[str, Any] = (
+        {"file": sys.stdout, "desc": f"  {nb.stem}", "mininterval": 1.0, "leave": False} if progress else False
+    )
     try:
-        pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd), kernel_name="python3",
-                            progress_bar=progress, log_output=False, request_save_on_cell_execute=True)
+        with _stderr_to(log):
+            pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd), kernel_name="python3",
+                                progress_bar=bar, log_output=False, request_save_on_cell_execute=True)
     except PapermillExecutionError as exc:
         raise NotebookFailed(nb, _source_cell(nb, exc.source), exc.ename, _ANSI.sub("", str(exc.evalue)),
                              out) from None
@@ -173,7 +197,7 @@ def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | Non
     if not notebooks:
         raise PipelineError("_toc.yml lists no notebooks")
     only = {o for o in only}
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = sys.stdout.isatty() if progress is None else progress
     params = {"PROFILE": prof.name, "RUN_DIR": str(runs), "OVERRIDES": overrides}
     result = RunResult(profile=prof.name)
     t_all = time.perf_counter()

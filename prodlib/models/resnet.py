@@ -359,7 +359,8 @@ class ImageRun:
     cache_seconds: float = 0.0
     features: dict[str, np.ndarray] | None = None
     p_train: np.ndarray | None = None
-    """Outputs on the training products (only with features): notebook 05's naive-fusion warning."""
+    """The model's outputs on the training products, kept (with features) for notebook 05's naive-fusion
+    warning."""
 
     def summary(self) -> dict[str, Any]:
         """Plain-JSON facts for ``metrics.json`` and the manifest."""
