@@ -1408,10 +1408,36 @@ def read_catalog(spec: str | os.PathLike[str], **kw: Any) -> CatalogResult:
     if fmt is None:
         fmt = "generic" if "columns" in kw else detect_format(p)
     if fmt == "generic" and "columns" not in kw:
-        raise CatalogError("format 'generic' needs columns={'id': ..., 'title': ..., 'category': ...}")
+        kw = {**kw, "columns": _generic_default_columns(p)}
     if fmt != "flipkart" and p.is_dir():
         raise CatalogError(f"{p} is a folder; format {fmt!r} reads a file. Accepted: {_ACCEPTED}")
     return _READERS[fmt](p, **kw)
+
+
+def _generic_default_columns(path: Path) -> dict[str, str]:
+    """``generic:path`` without a mapping: the file must use our own column names (``id``, ``title``,
+    ``category``; optionally ``description`` and ``image``), so a teacher's CSV can be named in
+    ``PRODLIB_CATALOG`` directly."""
+    fmt = _sniff_generic(path)
+    if fmt == "csv":
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            header = next(csv.reader(handle), [])
+    else:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+        try:
+            header = list(json.loads(first)) if first.strip() else []
+        except (json.JSONDecodeError, TypeError):
+            header = []
+    present = {h.strip() for h in header}
+    missing = [c for c in _GENERIC_REQUIRED if c not in present]
+    if missing:
+        raise CatalogError(
+            f"{path} lacks the columns {missing}; format 'generic' without a mapping needs the columns "
+            f"{list(_GENERIC_REQUIRED)} (optional: {list(_GENERIC_OPTIONAL)}), or call "
+            "read_generic(path, columns={'id': ..., 'title': ..., 'category': ...}) with your own names"
+        )
+    return {c: c for c in (*_GENERIC_REQUIRED, *_GENERIC_OPTIONAL) if c in present}
 
 
 def catalog_from_env(var: str = ENV_VAR, **kw: Any) -> CatalogResult:

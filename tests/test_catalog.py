@@ -482,3 +482,18 @@ def test_report_is_never_silent() -> None:
     assert d["skipped"] == {"no title": 2} and d["cleaned"] == {"HTML stripped from title": 1}
     assert "2 no title" in str(rep) and "HTML stripped from title (1)" in str(rep)
     assert rep.examples["no title"] == ["id1", "id2"]
+
+
+def test_generic_spec_without_mapping_uses_our_column_names(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("id,title,description,category\n"
+                    "a1,Red mug,A big red mug,Home > Kitchen > Mugs\n"
+                    "a2,Blue shirt,,Clothing > Men > Shirts|Sale > Men\n")
+    table, report = read_catalog(f"generic:{path}")
+    assert table["category_paths"].tolist() == [[["Home", "Kitchen", "Mugs"]],
+                                                 [["Clothing", "Men", "Shirts"], ["Sale", "Men"]]]
+    assert table["image"].isna().all() and report.kept == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,name,cat\n1,x,A > B\n")
+    with pytest.raises(CatalogError, match=r"lacks the columns \['id', 'title', 'category'\]"):
+        read_catalog(f"generic:{bad}")
