@@ -164,6 +164,7 @@ def _execute(nb: Path, out: Path, params: dict[str, Any], cwd: Path, progress: b
     bar: bool | dict[str, Any] = (
         {"file": sys.stdout, "desc": f"  {nb.stem}", "mininterval": 1.0, "leave": False} if progress else False
     )
+    backend = os.environ.pop("MPLBACKEND", None)  # kernels must use their inline backend, or figures vanish
     try:
         with _stderr_to(log):
             pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd), kernel_name="python3",
@@ -173,6 +174,9 @@ def _execute(nb: Path, out: Path, params: dict[str, Any], cwd: Path, progress: b
                              out) from None
     except Exception as exc:  # kernel death, missing kernel, bad parameters...
         raise NotebookFailed(nb, None, type(exc).__name__, _ANSI.sub("", str(exc)), out) from None
+    finally:
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
 
 
 def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | None = None,
@@ -299,6 +303,7 @@ def stage_book(root: Path, prof: Profile, runs: Path, build_dir: Path) -> Path:
 
 def build_book(stage: Path, path_output: Path) -> Path:
     """Build the staged book with jupyter-book (warnings are errors, nitpicky); returns the HTML folder."""
+    shutil.rmtree(path_output / "_build" / ".doctrees", ignore_errors=True)  # a fresh environment: no stale labels
     exe = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(stage), "--path-output",
            str(path_output), "--warningiserror", "--nitpick", "--keep-going", "--all"]
