@@ -665,19 +665,24 @@ def _raw_lines(path: Path) -> Iterator[bytes]:
             yield rest
 
 
+def _decode_line(raw: bytes, report: ReadReport) -> str:
+    """One line as text: non-UTF-8 bytes replaced and NUL bytes removed, each repair counted."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        line = raw.decode("utf-8", "replace")
+        report.fix("non-UTF-8 bytes replaced", line)
+    if "\x00" in line:
+        line = line.replace("\x00", "")
+        report.fix("NUL bytes removed", line)
+    return line
+
+
 def _text_lines(path: Path, report: ReadReport) -> Iterator[str]:
     """Decoded, stripped, non-empty lines (non-UTF-8 bytes replaced and counted; a cut gzip noted)."""
     try:
         for raw in _raw_lines(path):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                line = raw.decode("utf-8", "replace")
-                report.fix("non-UTF-8 bytes replaced", line)
-            if "\x00" in line:
-                line = line.replace("\x00", "")
-                report.fix("NUL bytes removed", line)
-            line = line.strip()
+            line = _decode_line(raw, report).strip()
             if line:
                 yield line
     except (EOFError, zlib.error) as e:
@@ -1100,15 +1105,7 @@ def _text_lines_keep(path: Path, report: ReadReport) -> Iterator[str]:
     """Decoded lines with their newline (for the csv module; quoted fields may span lines)."""
     with _open_binary(path) as fh:
         for raw in fh:
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                line = raw.decode("utf-8", "replace")
-                report.fix("non-UTF-8 bytes replaced", line)
-            if "\x00" in line:
-                line = line.replace("\x00", "")
-                report.fix("NUL bytes removed", line)
-            yield line
+            yield _decode_line(raw, report)
 
 
 def _flipkart_paths(value: str, pid: str, f: _Fields) -> list[list[str]]:
