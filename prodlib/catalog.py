@@ -171,7 +171,6 @@ class CatalogResult:
 
 _TAG = re.compile(r"<!--.*?(?:-->|$)|</?[A-Za-z][^<>]*(?:>|$)", re.S)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_HIGH_LATIN1 = re.compile("[\x80-\xff]")
 _NOT_LATIN1 = re.compile("[^\x00-\xff]")
 
 
@@ -180,10 +179,10 @@ def _repair_unicode(text: str) -> tuple[str, str | None]:
     if text.isascii():
         return text, None
     why = None
-    if _SURROGATE.search(text):
+    if not text.isprintable() and _SURROGATE.search(text):  # surrogates are not printable
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         why = "surrogate escapes repaired"
-    if _HIGH_LATIN1.search(text) and not _NOT_LATIN1.search(text):
+    if not _NOT_LATIN1.search(text):  # not ASCII, nothing above \xff: some \x80-\xff character
         try:
             fixed = text.encode("latin-1").decode("utf-8")
         except UnicodeDecodeError:
@@ -204,7 +203,18 @@ def _clean(text: str) -> tuple[str, bool, bool]:
         stripped = _TAG.sub(" ", text)
         tags = stripped != text
         text = stripped
-    return " ".join(text.split()), tags, entities
+    return _squash(text), tags, entities
+
+
+def _squash(text: str) -> str:
+    """``" ".join(text.split())``, skipped when there is nothing to collapse.
+
+    Every whitespace character but the ASCII space is non-printable (checked in the tests), so a
+    printable text without a double space and without a space at either end is already collapsed.
+    """
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return " ".join(text.split())
 
 
 def clean_text(text: str) -> str:
@@ -235,7 +245,7 @@ class _Fields:
         if type(value) is str:
             raw = _swap(value) if self.swapped and ("'" in value or '"' in value) else value
             if raw.isascii() and "&" not in raw and "<" not in raw:  # the common case, nothing to repair
-                return " ".join(raw.split())
+                return _squash(raw)
         elif isinstance(value, str):
             raw = self._str(value)
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -592,6 +602,101 @@ def parse_python_literal(text: str) -> Any:
     return _unswap(value) if swapped else value
 
 
+# The record scanner of the 2014 reader. One regex ``fullmatch`` both validates the whole line against a
+# strict subset of Python's literal grammar and captures the raw text of the five values the reader needs,
+# so the big fields it does not need (``related`` with its hundreds of ids, ``salesRank``, ``price``,
+# ``brand``) are checked but never built. Every construct of the subset is a valid Python literal:
+#
+# * strings: ``'...'`` / ``"..."`` with an optional ``u`` prefix, no raw newline/CR/NUL, and only escapes that
+#   Python accepts (``\\xHH``, ``\\uHHHH``, ``\\U`` up to 10FFFF, any other single character; ``\\N{...}``
+#   is left out), and never two strings in a row (implicit concatenation is left to the exact path);
+# * numbers as JSON writes them (at most 40 integer digits, far below Python's 4,300-digit limit);
+# * ``True``/``False``/``None``; lists and dicts nested at most three deep inside the record; dict keys
+#   are strings, numbers or constants (all hashable); spaces and tabs between tokens; trailing commas.
+#
+# A key equal to one of the five names is captured by its own named group; any other key must be a string
+# *without* escapes that is not one of those names (so ``'t\\x69tle'`` or ``u'title'`` cannot hide a
+# duplicate), and for duplicate keys the group keeps the last value, as a dict does. A line outside the
+# subset (or with a value of an unusual type) simply takes the exact path below, which decides it.
+_ESC_OK = r"\\(?:[^xuUN\r\n\x00]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U000[0-9a-fA-F]{5}|U0010[0-9a-fA-F]{4})"
+_STR_RE = (rf"""[uU]?+(?:'[^'\\\r\n\x00]*+(?:{_ESC_OK}[^'\\\r\n\x00]*+)*+'"""
+           rf"""|"[^"\\\r\n\x00]*+(?:{_ESC_OK}[^"\\\r\n\x00]*+)*+")""")
+_NUM_RE = r"-?+(?:0|[1-9][0-9]{0,39}+)(?:\.[0-9]{1,40}+)?+(?:[eE][+-]?+[0-9]{1,5}+)?+"
+_W = r"[ \t]*+"
+_NAMES_2014 = ("asin", "title", "description", "categories", "imUrl")
+
+
+def _fast_2014_regex() -> re.Pattern[str]:
+    v0 = rf"(?:{_STR_RE}|{_NUM_RE}|True|False|None)"
+    simple = r"'[^'\\\r\n\x00]*+'"
+    # lists of ids and of plain strings first: tight loops for the common shapes of ``related``
+    fast_lists = rf"\[(?:'[0-9A-Z]{{10}}', )*+'[0-9A-Z]{{10}}'\]|\[(?:{simple}, )*+{simple}\]"
+
+    def lst(v: str) -> str:
+        return rf"{fast_lists}|\[{_W}(?:{v}{_W}(?:,{_W}|(?=\])))*+\]"
+
+    def dct(v: str) -> str:
+        return rf"\{{{_W}(?:{v0}{_W}:{_W}{v}{_W}(?:,{_W}|(?=\}})))*+\}}"
+
+    v1 = rf"(?:{v0}|{lst(v0)}|{dct(v0)})"
+    v2 = rf"(?:{v0}|{lst(v1)}|{dct(v1)})"
+    names = "|".join(_NAMES_2014)
+    named = "|".join(rf"[uU]?+(?:'{n}'|\"{n}\"){_W}:{_W}(?P<{n}>{v2})" for n in _NAMES_2014)
+    other_key = (rf"""(?![uU]?+['"](?:{names})['"])"""
+                 rf"""(?:[uU]?+(?:'[^'\\\r\n\x00]*+'|"[^"\\\r\n\x00]*+")|{_NUM_RE}|True|False|None)""")
+    item = rf"(?:{named}|{other_key}{_W}:{_W}{v2})"
+    return re.compile(rf"\{{{_W}(?:{item}{_W}(?:,{_W}|(?=\}})))*+\}}")
+
+
+_FAST_2014: list[re.Pattern[str]] = []  # compiled on first use (about 0.1 s)
+
+
+def _fast_2014() -> re.Pattern[str]:
+    if not _FAST_2014:
+        _FAST_2014.append(_fast_2014_regex())
+    return _FAST_2014[0]
+
+
+_BS_NON_ASCII = re.compile(r"\\[^\x00-\x7f]")
+_BAD_ESCAPE = re.compile(r"\\(?:[^'\"abfnrtv0-7xuU\\]|[4-7][0-7]{2})")  # unknown, or octal above \377
+
+
+def _unescape(body: str) -> str:
+    """The value of a Python string literal's body that holds backslashes (escapes already validated).
+
+    Python's compiler decodes a string literal with the ``unicode_escape`` machinery after writing every
+    non-ASCII character as a ``\\U`` escape, which ``backslashreplace`` does too; a backslash *before* a
+    non-ASCII character (treated specially by the compiler) and escapes Python only tolerates with a
+    warning (``\\q``) are left to ``ast.literal_eval`` (``_NotFast``).
+    """
+    if body.isascii():
+        src = body.encode("ascii")
+    elif _BS_NON_ASCII.search(body):
+        raise _NotFast("backslash before a non-ASCII character")
+    else:
+        src = body.encode("ascii", "backslashreplace")
+    if _BAD_ESCAPE.search(body.replace("\\\\", "") if "\\\\" in body else body):
+        raise _NotFast("invalid escape")
+    return src.decode("unicode_escape")
+
+
+def _token_value(token: str) -> Any:
+    """The value of one captured token: a string literal decoded here, anything else exactly."""
+    q = token[0]
+    if q == "'" or q == '"':
+        body = token[1:-1]
+    elif q == "u" or q == "U":
+        body = token[2:-1]
+    else:
+        return parse_python_literal(token)
+    if "\\" not in body:
+        return body
+    try:
+        return _unescape(body)
+    except _NotFast:
+        return _literal_eval(token)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Reading lines and collecting rows
 # ----------------------------------------------------------------------------------------------------
@@ -851,34 +956,94 @@ def _is_no_img(url: str) -> bool:
 
 def _rows_amazon2014(path: Path, report: ReadReport) -> Iterator[_Row | None]:
     f = _Fields(report)
+    fullmatch = _fast_2014().fullmatch
+    cats_cache: dict[str, tuple[tuple[str, ...], tuple[tuple[str, Any, int], ...]]] = {}
     for line in _text_lines(path, report):
         report.records_read += 1
-        try:
-            value, swapped, _ = _parse_literal(line)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
-            report.skip("malformed line (not a Python literal)", f"{type(e).__name__}: {line}")
+        m = fullmatch(line)
+        if m is None:
+            yield _row_2014_exact(line, f, report)
+            continue
+        asin, title, desc, cats, im = m.groups()
+        if asin is None:
+            report.skip("no asin", line)
             yield None
             continue
-        if not isinstance(value, dict):
-            report.skip("line is not a dict", line)
-            yield None
-            continue
-        f.swapped = swapped
-        get = value.get
-        pid = _id_of(get("asin"))
-        if swapped and pid is not None:
-            pid = f._str(pid)
+        f.swapped = False
+        pid = _id_of(_token_value(asin))
         if pid is None:
             report.skip("no asin", line)
             yield None
             continue
-        title = f.text(get("title"), "title", pid)
-        desc = f.text(get("description"), "description", pid, join_lists=True)
-        paths = f.paths(get("categories"), pid)
-        image = _image_url(get("imUrl"), pid, report)
-        if swapped and image is not None and ("'" in image or '"' in image):
-            image = _swap(image)
+        title = "" if title is None else f.text(_token_value(title), "title", pid)
+        desc = "" if desc is None else f.text(_token_value(desc), "description", pid, join_lists=True)
+        paths = [] if cats is None else _categories_2014(cats, f, pid, cats_cache)
+        image = None if im is None else _image_url(_token_value(im), pid, report)
         yield _Row(pid, title, desc, paths, image)
+
+
+_PLAIN_STR = r"""[uU]?+(?:'[^'\\\r\n]*+(?:\\.[^'\\\r\n]*+)*+'|"[^"\\\r\n]*+(?:\\.[^"\\\r\n]*+)*+")"""
+_CATS_SHAPE = re.compile(rf"\[(?:\[{_W}(?:{_PLAIN_STR}{_W}(?:,{_W}|(?=\])))*+\]{_W}(?:,{_W}|(?=\])))*+\]")
+_CATS_INNER = re.compile(rf"\[{_W}((?:{_PLAIN_STR}{_W}(?:,{_W}|(?=\])))*+)\]")
+_STR_TOKEN = re.compile(_PLAIN_STR)
+
+
+def _categories_2014(token: str, f: _Fields, pid: str, cache: dict[str, Any]) -> list[list[str]]:
+    """``categories`` from its captured token, cleaned as ``_Fields.paths`` does (counted repairs included).
+
+    A list of lists of strings is decoded and cleaned once per distinct token and once per distinct path
+    (both cached: real catalogs repeat a few thousand paths); any other shape goes to ``_Fields.paths``.
+    """
+    hit = cache.get(token)
+    if hit is None:
+        if not _CATS_SHAPE.fullmatch(token):
+            return f.paths(_token_value(token), pid)
+        paths: list[tuple[str, ...]] = []
+        fixes: list[tuple[str, Any, int]] = []
+        for inner in _CATS_INNER.findall(token, 1):  # the shape is checked: between them only commas
+            one = cache.get(inner)
+            if one is None:
+                one = f._path(tuple(_token_value(t) for t in _STR_TOKEN.findall(inner)), False)
+                cache[inner] = one
+            fixes += one[1]
+            if one[0] and one[0] not in paths:
+                paths.append(one[0])
+        hit = (tuple(paths), tuple(fixes))
+        if len(cache) >= _Fields._CACHE_MAX:
+            cache.clear()
+        cache[token] = hit
+    if hit[1]:
+        rep = f.report
+        for why, example, n in hit[1]:
+            rep.fix(why, f"{pid}: {example}", n)
+    return [list(p) for p in hit[0]]
+
+
+def _row_2014_exact(line: str, f: _Fields, report: ReadReport) -> _Row | None:
+    """One line that the scanner did not take, through the exact full parse (``_parse_literal``)."""
+    try:
+        value, swapped, _ = _parse_literal(line)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        report.skip("malformed line (not a Python literal)", f"{type(e).__name__}: {line}")
+        return None
+    if not isinstance(value, dict):
+        report.skip("line is not a dict", line)
+        return None
+    f.swapped = swapped
+    get = value.get
+    pid = _id_of(get("asin"))
+    if swapped and pid is not None:
+        pid = f._str(pid)
+    if pid is None:
+        report.skip("no asin", line)
+        return None
+    title = f.text(get("title"), "title", pid)
+    desc = f.text(get("description"), "description", pid, join_lists=True)
+    paths = f.paths(get("categories"), pid)
+    image = _image_url(get("imUrl"), pid, report)
+    if swapped and image is not None and ("'" in image or '"' in image):
+        image = _swap(image)
+    return _Row(pid, title, desc, paths, image)
 
 
 def _image_url(value: Any, pid: str, report: ReadReport) -> str | None:

@@ -497,3 +497,123 @@ def test_generic_spec_without_mapping_uses_our_column_names(tmp_path):
     bad.write_text("sku,name,cat\n1,x,A > B\n")
     with pytest.raises(CatalogError, match=r"lacks the columns \['id', 'title', 'category'\]"):
         read_catalog(f"generic:{bad}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Amazon 2014: the record scanner (fast path) against ast.literal_eval and against the exact path
+# ----------------------------------------------------------------------------------------------------
+
+_PIECES_2014 = ["a", " ", "  ", "é", "日", "😀", '"', "'", "\\x41", "\\xe9", "\\x27", "\\u00e9", "\\u2019", "\\ud83d",
+                "\\U0001f600", "\\U00110000", "\\'", '\\"', "\\\\", "\\n", "\\t", "\\q", "\\N{BULLET}", "\\0", "\\777",
+                "\t", "\x0b", "\x0c", "\x85", "\u2028", "\xa0", "\r", "\\\xe9", "&amp;", "<b>", "x</b>", "no-img", "]",
+                "[", "}", "{", ",", ":", "true", "Ã©"]
+
+
+def _random_string_2014(rng: random.Random) -> str:
+    q = rng.choice(["'", "'", '"'])
+    body = "".join(rng.choice(_PIECES_2014) for _ in range(rng.randint(0, 6)))
+    return rng.choice(["", "", "", "u", "b", "r"]) + q + body + q
+
+
+def _random_value_2014(rng: random.Random, depth: int = 0) -> str:
+    r = rng.random()
+    if depth > 3 or r < 0.5:
+        return rng.choice([_random_string_2014(rng), _random_string_2014(rng), str(rng.randint(-99, 10**6)), "1.5e3",
+                           "-0.25", "True", "None", "NaN", "007", "1_0", "'a' 'b'", "(1, 2)", "{1, 2}", "-True"])
+    items = [_random_value_2014(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    if r < 0.8:
+        return "[" + ", ".join(items) + rng.choice(["", "", ","]) + "]"
+    keys = [rng.choice([_random_string_2014(rng), "'k'", "3", "None", "[1]"]) for _ in items]
+    return "{" + ", ".join(f"{k}: {v}" for k, v in zip(keys, items, strict=True)) + "}"
+
+
+def _random_line_2014(rng: random.Random) -> str:
+    keys = ["'asin'", "'title'", "'description'", "'categories'", "'imUrl'", "'related'", "'price'", "'brand'",
+            "'salesRank'", '"title"', "u'asin'", "'t\\x69tle'", "'titles'", "5", "'title\"'"]
+    items = []
+    for _ in range(rng.randint(0, 8)):
+        key = rng.choice(keys)
+        r = rng.random()
+        if r < 0.4:
+            value = _random_string_2014(rng)
+        elif r < 0.6:
+            value = "[" + ", ".join("[" + ", ".join(_random_string_2014(rng) for _ in range(rng.randint(0, 3))) + "]"
+                                    for _ in range(rng.randint(0, 3))) + "]"
+        elif r < 0.7:
+            value = "{'also_bought': [" + ", ".join(f"'B{rng.randint(0, 10**8):09d}'" for _ in range(rng.randint(0, 5)))
+            value += "]}"
+        else:
+            value = _random_value_2014(rng)
+        items.append(f"{key}:{rng.choice([' ', '', '  ', chr(9)])}{value}")
+    line = "{" + rng.choice([", ", ",", " , "]).join(items) + rng.choice(["", "", ", ", ","]) + "}"
+    r = rng.random()
+    if r < 0.05:
+        line = line[: rng.randint(0, len(line))]
+    elif r < 0.08:
+        line = line.replace(",", "", 1)
+    return line
+
+
+def test_record_scanner_equals_literal_eval() -> None:
+    """Every line the scanner accepts is a dict literal, and each captured value is exactly Python's value."""
+    rng = random.Random(2014)
+    samples = [_random_line_2014(rng) for _ in range(6000)] + [repr(GOOD), *(x.decode("utf-8", "replace")
+                                                                for x in _bad_2014_lines())]
+    s = _random_string_2014
+    samples += [f"{{'asin': {s(rng)}, 'title': {s(rng)}, 'description': {s(rng)}, 'categories': [[{s(rng)}]]}}"
+                for _ in range(3000)]
+    fullmatch = C._fast_2014().fullmatch
+    accepted = escaped = 0
+    for text in samples:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                expected = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                expected = None
+        m = fullmatch(text)
+        if m is None:
+            continue
+        accepted += 1
+        assert isinstance(expected, dict), text
+        for name, token in zip(C._NAMES_2014, m.groups(), strict=True):
+            assert (token is None) == (name not in expected), (name, text)
+            if token is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")  # the fast decoding never relies on a tolerated bad escape
+                    got = C._token_value(token)
+                assert type(got) is type(expected[name]) and repr(got) == repr(expected[name]), (name, text)
+                escaped += "\\" in token
+    assert 500 < accepted < len(samples) - 1000 and escaped > 400  # both outcomes and the escapes are exercised
+
+
+def test_amazon2014_fast_path_equals_exact_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same file read with and without the scanner: identical tables and identical reports."""
+    rng = random.Random(7)
+    lines = [_random_line_2014(rng).encode("utf-8", "surrogatepass") for _ in range(3000)]
+    lines += _bad_2014_lines()
+    for i in range(300):  # realistic records too, with duplicated ids and quotes/escapes/HTML in the fields
+        rec = dict(GOOD, asin=f"R{i % 250}", title=rng.choice(["Men's \"Pro\"", "a\tb  c", "x &amp; <b>y</b>", "Café"]))
+        rec["categories"] = [rng.choice([["Men's", "Shoes"], ["A", "B & C"], ["<i>x</i>"], ["", 5]])]
+        lines.append(repr(rec).encode())
+    path = _write_2014(tmp_path / "meta_F.json.gz", lines)
+    fast = read_amazon2014(path, chunk_size=500)
+    assert fast.report.records_read > 3000 and fast.report.consistent and len(fast.table) > 200
+
+    class _Never:
+        def fullmatch(self, text: str) -> None:
+            return None
+
+    monkeypatch.setattr(C, "_fast_2014", lambda: _Never())
+    exact = read_amazon2014(path, chunk_size=500)
+    pd.testing.assert_frame_equal(fast.table, exact.table)
+    assert fast.report.to_dict() == exact.report.to_dict()
+
+
+def test_whitespace_shortcut_matches_split_join() -> None:
+    """``_squash`` skips the split only when that is exact: every whitespace character but ' ' is non-printable."""
+    import sys
+
+    assert all(not chr(c).isprintable() for c in range(sys.maxunicode + 1) if chr(c).isspace() and c != 32)
+    for text in ["", " ", "a b", " a", "a ", "a  b", "a\tb", "a\xa0b", "日本 語", "x\u2028y", "é"]:
+        assert C._squash(text) == " ".join(text.split())
