@@ -116,3 +116,18 @@ def subgroup_f1(y_true: np.ndarray, probs: np.ndarray, groups: Mapping[str, np.n
         rows.append({"group": name, "products": n, "f1": 100 * micro_f1(y_true[mask], probs[mask], threshold),
                      "ci_low": 100 * lo, "ci_high": 100 * hi})
     return pd.DataFrame(rows)
+
+
+def missing_modality_sentence(groups: Mapping[str, tuple[int, float]], model: str = "the tri-modal network") -> str:
+    """One sentence on how ``model`` scores on test products lacking a modality; ``groups`` maps the missing
+    thing (``"a description"``) to ``(number of products, micro-F1 in %)``. An empty group is said to be
+    empty instead of being given a meaningless score. Notebook 05 and the results chapter."""
+    parts = []
+    for noun, (n, f1) in groups.items():
+        if n == 0:
+            parts.append(f"no test product lacks {noun}")
+        else:
+            product = "product" if n == 1 else "products"
+            parts.append(f"on the {n} test {product} without {noun} {model} scores {f1:.1f} % micro-F1")
+    text = "; ".join(parts)
+    return (text[:1].upper() + text[1:] + ".") if text else ""

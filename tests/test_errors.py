@@ -68,3 +68,12 @@ def test_subgroup_f1_handles_empty_groups():
     table = subgroup_f1(y, p, {"all": np.ones(3, bool), "none": np.zeros(3, bool)}, n_boot=20).set_index("group")
     assert table.loc["all", "f1"] == pytest.approx(100.0) and table.loc["all", "products"] == 3
     assert table.loc["none", "products"] == 0 and np.isnan(table.loc["none", "f1"])
+
+
+def test_missing_modality_sentence_names_empty_groups():
+    from prodlib.errors import missing_modality_sentence
+
+    text = missing_modality_sentence({"a description": (0, float("nan")), "a usable image": (3, 66.666)})
+    assert text == ("No test product lacks a description; on the 3 test products without a usable image "
+                    "the tri-modal network scores 66.7 % micro-F1.")
+    assert "1 test product without" in missing_modality_sentence({"an image": (1, 50.0)})
