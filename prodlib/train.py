@@ -64,6 +64,7 @@ def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str |
     folder (input: ``01_data``). Notebooks 02, 03 and 04."""
     import json
 
+    from prodlib.accelerate import configure_accelerators
     from prodlib.artifacts import StageOutput
     from prodlib.config import get_profile
     from prodlib.dataset import DATA_STAGE, load_dataset
@@ -78,8 +79,10 @@ def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str |
         raise ValueError(f"OVERRIDES must be a mapping of profile fields, got {type(overrides).__name__}")
     prof = get_profile(profile, **dict(overrides or {}))
     set_seed(prof.seed)
+    accel = configure_accelerators(prof)
     ds = load_dataset(prof, run_dir)
     out = StageOutput(prof, stage, fingerprint=ds.fingerprint, run_dir=run_dir, inputs=[DATA_STAGE])
+    out.notes["accelerators"] = accel
     sizes = ", ".join(f"{split} {len(ids):,}" for split, ids in ds.splits.items())
     print(f"profile {prof.name!r}: {len(ds.table):,} products, {ds.n_classes} classes ({sizes}); "
           f"seed {prof.seed}; writing {out.path}")

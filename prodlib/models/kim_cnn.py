@@ -59,7 +59,8 @@ def build_kim_cnn(vocab_size: int, seq_len: int, n_classes: int, *, embedding_ma
         if output_bias.shape != (n_classes,):
             raise ValueError(f"output_bias has shape {output_bias.shape}; expected ({n_classes},)")
         bias_init = keras.initializers.Constant(output_bias.tolist())
-    probs = keras.layers.Dense(n_classes, activation="sigmoid", bias_initializer=bias_init, name="probs")(h)
+    probs = keras.layers.Dense(n_classes, activation="sigmoid", bias_initializer=bias_init, name="probs",
+                               dtype="float32")(h)  # float32 outputs under mixed precision
     model = keras.Model(tokens, probs, name=name)
     if embedding_matrix is not None:
         embed.set_weights([embedding_matrix])  # set after building: a Constant initializer would copy the

@@ -215,7 +215,7 @@ def build_image_model(n_classes: int, image_size: int, *, trainable_layers: int 
     else:
         info = WeightsInfo(source="random init (image_weights='none' in the profile)", pretrained=False,
                            detail="requested")
-    out = keras.layers.Dense(n_classes, activation="sigmoid", name=HEAD_NAME)(backbone.output)
+    out = keras.layers.Dense(n_classes, activation="sigmoid", name=HEAD_NAME, dtype="float32")(backbone.output)
     model = keras.Model(backbone.input, out, name=name)
     set_trainable_layers(model, trainable_layers)
     return model, info
