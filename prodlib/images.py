@@ -17,7 +17,6 @@ which validation and test products had no image (``missing_images.json``).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import math
@@ -35,6 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageFile, UnidentifiedImageError
+
+from prodlib._lazy import keras_subclass
 
 __all__ = [
     "ImageReport",
@@ -464,19 +465,11 @@ class _ImageSequenceMixin:
         self._order = self._make_order()
 
 
-@functools.cache
-def _image_sequence_class() -> type:
-    import keras
-
-    return type("ImageSequence", (_ImageSequenceMixin, keras.utils.PyDataset),
-                {"__doc__": _ImageSequenceMixin.__doc__, "__module__": __name__})
-
-
 def __getattr__(name: str) -> Any:
     # ``ImageSequence`` subclasses ``keras.utils.PyDataset``; it is made on first access so that notebook 01's
     # acquisition (``import prodlib.images``) imports no Keras and no TensorFlow.
     if name == "ImageSequence":
-        return _image_sequence_class()
+        return keras_subclass("ImageSequence", _ImageSequenceMixin, "utils.PyDataset", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -264,6 +264,21 @@ def _banner(prof: Profile, runs: Path) -> str:
     return "```{admonition} Which run produced these numbers\n:class: note\n\n" + detail + "\n```\n"
 
 
+def _run_times(root: Path, prof: Profile, runs: Path) -> str:
+    """A table of each notebook's wall time in the run that produced this build, read from the runner's
+    records (``runs/<profile>/.pipeline``), so the *Reproduce* chapter quotes measured times, not typed ones."""
+    rows, total = [], 0.0
+    for rel in toc_notebooks(root):
+        state = runs / prof.name / ".pipeline" / f"{rel.stem}.json"
+        seconds = float(json.loads(state.read_text()).get("seconds", 0.0)) if state.exists() else float("nan")
+        total += seconds
+        rows.append(f"| `{rel.stem}` | {seconds:.1f} s |")
+    return (f"Measured wall time of each notebook in the run behind this build (profile **{prof.name}**, "
+            f"{os.cpu_count()} CPU cores, Keras backend `{os.environ.get('KERAS_BACKEND', 'tensorflow')}`):\n\n"
+            "| notebook | wall time |\n|---|---|\n" + "\n".join(rows)
+            + f"\n| **all notebooks** | **{total:.1f} s** |\n")
+
+
 def _hide_injected(nb_path: Path) -> None:
     """Tag papermill's injected-parameters cell ``remove-cell`` so the book does not show it."""
     import nbformat
@@ -298,6 +313,7 @@ def stage_book(root: Path, prof: Profile, runs: Path, build_dir: Path) -> Path:
     generated = stage / "book" / "_generated"
     generated.mkdir(parents=True, exist_ok=True)
     (generated / "run_banner.md").write_text(_banner(prof, runs))
+    (generated / "run_times.md").write_text(_run_times(root, prof, runs))
     return stage
 
 

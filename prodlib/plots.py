@@ -31,6 +31,29 @@ def plot_class_frequency(freq: pd.Series, title: str = "Products per class", top
     return fig
 
 
+def _tile_grid(rows: Sequence[tuple[str, Sequence[np.ndarray | None]]], n_cols: int, size: float,
+               captions: Sequence[Sequence[str]] | None = None) -> Figure:
+    """Rows of image tiles with a row label on the left; ``None`` is a grey tile, missing columns stay blank."""
+    n_rows = max(len(rows), 1)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size + 1.6, n_rows * size + 0.2), squeeze=False)
+    for r, (label, tiles) in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(tiles):
+                tile = tiles[c]
+                ax.imshow(np.full((8, 8, 3), 200, dtype=np.uint8) if tile is None else tile)
+                if captions is not None and c < len(captions[r]):
+                    ax.set_title(captions[r][c], fontsize=6)
+            if c == 0:
+                ax.set_ylabel(str(label)[:24], rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def image_grid(rows: Sequence[tuple[str, Sequence[str]]], per_row: int = 6, size: float = 1.3,
                captions: Sequence[Sequence[str]] | None = None) -> Figure:
     """A grid of product images: one row per ``(row label, image paths)`` (notebooks 01, 04, 06).
@@ -39,28 +62,15 @@ def image_grid(rows: Sequence[tuple[str, Sequence[str]]], per_row: int = 6, size
     """
     from PIL import Image
 
-    n_rows = max(len(rows), 1)
-    fig, axes = plt.subplots(n_rows, per_row, figsize=(per_row * size + 1.6, n_rows * size + 0.2),
-                             squeeze=False)
-    for r, (label, paths) in enumerate(rows):
-        for c in range(per_row):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if c < len(paths):
-                try:
-                    with Image.open(paths[c]) as img:
-                        ax.imshow(img.convert("RGB"))
-                except (OSError, ValueError, TypeError):
-                    ax.imshow(np.full((8, 8, 3), 200, dtype=np.uint8))
-                if captions is not None and c < len(captions[r]):
-                    ax.set_title(captions[r][c], fontsize=6)
-            if c == 0:
-                ax.set_ylabel(str(label)[:24], rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    return fig
+    def load(path: str) -> np.ndarray | None:
+        try:
+            with Image.open(path) as img:
+                return np.asarray(img.convert("RGB"))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return None
+
+    tiles = [(label, [load(p) for p in list(paths)[:per_row]]) for label, paths in rows]
+    return _tile_grid(tiles, per_row, size, captions)
 
 
 # --- text and image classifiers (notebooks 02, 03, 04) ------------------------------------------------------
@@ -246,21 +256,8 @@ def array_grid(rows: Sequence[tuple[str, np.ndarray]], size: float = 1.4) -> Fig
     """Rows of images given as arrays (``n × h × w × 3``, values in [0, 1]), one row per ``(label, array)``:
     e.g. decoded files above the network's preprocessed inputs (notebook 04)."""
     n_cols = max((len(a) for _, a in rows), default=1)
-    fig, axes = plt.subplots(max(len(rows), 1), n_cols, figsize=(n_cols * size + 1.4, len(rows) * size + 0.2),
-                             squeeze=False)
-    for r, (label, arr) in enumerate(rows):
-        for c in range(n_cols):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c < len(arr):
-                ax.imshow(np.clip(np.asarray(arr[c], dtype=float), 0, 1))
-            else:
-                ax.axis("off")
-            if c == 0:
-                ax.set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    return fig
+    tiles = [(label, [np.clip(np.asarray(x, dtype=float), 0, 1) for x in arr]) for label, arr in rows]
+    return _tile_grid(tiles, n_cols, size)
 
 
 def plot_label_structure(labels_per_product: pd.Series, depths: pd.Series) -> Figure:

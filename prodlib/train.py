@@ -13,7 +13,6 @@ Keras is imported inside the functions, so ``import prodlib.train`` works withou
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ import pandas as pd
 
 from prodlib import metrics as M
 from prodlib import paper
+from prodlib._lazy import keras_subclass
 
 if TYPE_CHECKING:
     import keras
@@ -145,12 +145,8 @@ class _MicroF1Mixin:
         logs["seconds"] = time.perf_counter() - self._t0
 
 
-@functools.cache
 def _micro_f1_callback_class() -> type:
-    import keras
-
-    return type("MicroF1Callback", (_MicroF1Mixin, keras.callbacks.Callback),
-                {"__doc__": _MicroF1Mixin.__doc__, "__module__": __name__})
+    return keras_subclass("MicroF1Callback", _MicroF1Mixin, "callbacks.Callback", __name__)
 
 
 def __getattr__(name: str) -> Any:

@@ -67,3 +67,11 @@ def test_manifests_record_profile_and_fingerprint(built):
     assert manifests
     assert {m["profile"] for m in manifests} == {"smoke"}
     assert len({m["data_fingerprint"] for m in manifests}) == 1
+
+
+def test_reproduce_page_quotes_the_measured_run_times(built):
+    tmp, result = built
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", (result.book / "book" / "reproduce.html").read_text()))
+    for rel in toc_notebooks(repo_root()):
+        seconds = json.loads((tmp / "runs" / "smoke" / ".pipeline" / f"{rel.stem}.json").read_text())["seconds"]
+        assert f"{rel.stem} {seconds:.1f} s" in text
