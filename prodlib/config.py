@@ -9,7 +9,9 @@ with :func:`get_profile`; the book chapter *Reproduce it yourself* explains each
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ __all__ = [
     "get_profile",
     "profile_names",
     "default_profile_name",
+    "profile_from_params",
 ]
 
 
@@ -221,6 +224,20 @@ def get_profile(name: str | Profile | None = None, **overrides: Any) -> Profile:
             )
         base = PROFILES[name]
     return _apply_overrides(base, overrides) if overrides else base
+
+
+def profile_from_params(name: str | Profile | None, overrides: Mapping[str, Any] | str | None = None) -> Profile:
+    """The profile of a notebook's parameters cell: ``PROFILE`` and ``OVERRIDES``, a mapping or its JSON text
+    (as ``papermill -p`` passes it). Used by the first code cell of notebooks 02–06."""
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides or "{}")
+        except json.JSONDecodeError as exc:
+            raise ProfileError(f"OVERRIDES {overrides!r} is not a JSON object ({exc}); pass e.g. "
+                               '\'{"text_epochs": 3}\' or use papermill -y') from None
+    if not isinstance(overrides, Mapping | None):
+        raise ProfileError(f"OVERRIDES must be a mapping of profile fields, got {type(overrides).__name__}")
+    return get_profile(name, **dict(overrides or {}))
 
 
 def _apply_overrides(profile: Profile, overrides: dict[str, Any]) -> Profile:

@@ -20,7 +20,9 @@ import pandas as pd
 from prodlib.metrics import bootstrap_ci, micro_f1, tune_class_thresholds
 
 __all__ = [
+    "CLASSIFIER_STAGES",
     "MODALITIES",
+    "load_classifier_stages",
     "EarlyFusion",
     "FusionMethod",
     "FusionRun",
@@ -45,6 +47,19 @@ __all__ = [
 
 #: Modality order of every ``inputs`` list in this module.
 MODALITIES: tuple[str, ...] = ("title", "description", "image")
+#: The stage folder of each modality's classifier (notebooks 02–04).
+CLASSIFIER_STAGES: dict[str, str] = {"title": "02_title", "description": "03_description", "image": "04_image"}
+
+
+def load_classifier_stages(profile: Any, run_dir: Any, fingerprint: str) -> dict[str, Any]:
+    """The three classifier stages of ``profile``'s run (in :data:`MODALITIES` order), refused unless they
+    were all run on the data with ``fingerprint``. Notebooks 05 and 06."""
+    from prodlib.artifacts import check_same_run, load_stage
+
+    stages = {m: load_stage(profile, stage, run_dir, fingerprint=fingerprint)
+              for m, stage in CLASSIFIER_STAGES.items()}
+    check_same_run(stages.values())
+    return stages
 
 
 class LeakageError(RuntimeError):

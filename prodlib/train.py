@@ -62,22 +62,13 @@ def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str |
     """The first lines of every classifier notebook: the profile (with ``overrides``, a mapping or its JSON
     text, as ``papermill -p`` passes it), the seed set, the dataset notebook 01 saved and the stage's output
     folder (input: ``01_data``). Notebooks 02, 03 and 04."""
-    import json
 
     from prodlib.accelerate import configure_accelerators
     from prodlib.artifacts import StageOutput
-    from prodlib.config import get_profile
+    from prodlib.config import profile_from_params
     from prodlib.dataset import DATA_STAGE, load_dataset
 
-    if isinstance(overrides, str):
-        try:
-            overrides = json.loads(overrides or "{}")
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"OVERRIDES {overrides!r} is not a JSON object ({exc}); pass e.g. "
-                             '\'{"text_epochs": 3}\' or use papermill -y') from None
-    if not isinstance(overrides, Mapping | None):
-        raise ValueError(f"OVERRIDES must be a mapping of profile fields, got {type(overrides).__name__}")
-    prof = get_profile(profile, **dict(overrides or {}))
+    prof = profile_from_params(profile, overrides)
     set_seed(prof.seed)
     accel = configure_accelerators(prof)
     ds = load_dataset(prof, run_dir)

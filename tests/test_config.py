@@ -58,3 +58,15 @@ def test_profile_serialises_to_plain_json():
     data = get_profile("sample").to_dict()
     assert json.loads(json.dumps(data))["kim_windows"] == [3, 4, 5]
     assert isinstance(get_profile(PROFILES["smoke"]), Profile)
+
+
+def test_profile_from_notebook_parameters():
+    from prodlib.config import profile_from_params
+
+    assert profile_from_params("smoke", '{"text_epochs": 3}').text_epochs == 3
+    assert profile_from_params("smoke", {"text_epochs": 4}).text_epochs == 4
+    assert profile_from_params("smoke", None).name == "smoke"
+    with pytest.raises(ProfileError, match="not a JSON object"):
+        profile_from_params("smoke", "{text_epochs: 3")
+    with pytest.raises(ProfileError, match="mapping"):
+        profile_from_params("smoke", ["text_epochs"])
