@@ -15,8 +15,9 @@ help:
 	@echo "make check-book                        load every built page in headless Chromium"
 	@echo "make lint | strip | lock | clean"
 
-# (Re)create the virtual environment from the pinned set whenever the lock file or pyproject changes.
-$(STAMP): requirements/lock.txt pyproject.toml
+# (Re)create the virtual environment from the pinned set whenever the lock file, pyproject or the C
+# scanner changes (`pip install -e .` compiles prodlib/_scan2014.c; without a compiler it is skipped).
+$(STAMP): requirements/lock.txt pyproject.toml setup.py prodlib/_scan2014.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "prodlib needs Python 3.11 or newer; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

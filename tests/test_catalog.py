@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from lines2014 import GOOD, bad_2014_lines, random_line_2014, random_string_2014, write_2014
 
 from prodlib import catalog as C
 from prodlib.catalog import (
@@ -164,53 +165,9 @@ def test_read_catalog_detects_real_formats(shared: Path) -> None:
 # Amazon 2014: Python literals, hand-made bad records
 # ----------------------------------------------------------------------------------------------------
 
-GOOD = {"asin": "A1", "title": "Girls Ballet Tutu Zebra Hot Pink", "price": 3.17,
-        "imUrl": "http://ecx.images-amazon.com/images/I/51fAmVkTbyL._SY300_.jpg",
-        "related": {"also_bought": ["B1", "B2"]}, "salesRank": {"Toys & Games": 211836},
-        "categories": [["Sports & Outdoors", "Other Sports", "Dance"], ["Clothing, Shoes & Jewelry", "Girls"]],
-        "description": "A tutu.\nFor dance."}
-
-
-def _write_2014(path: Path, lines: list[bytes]) -> Path:
-    data = b"\n".join(lines) + b"\n"
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "wb") as fh:
-            fh.write(data)
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def _bad_2014_lines() -> list[bytes]:
-    r = repr
-    return [
-        r(GOOD).encode(),
-        r({"asin": "A2", "title": "Men's \"Pro\" 12\" Ruler", "categories": [["Men's Fashion"]],
-           "description": "It's <b>great</b> &amp; sturdy"}).encode(),
-        # Python 2 style escapes (as the 2014 dump has them) and a UTF-8 title read as Latin-1
-        b"{'asin': 'A3', 'title': 'Caf\\xe9 \\u2019s mug \\U0001f600', 'categories': [['Home & Kitchen']]}",
-        r({"asin": "A4", "title": "Caf\u00c3\u00a9", "categories": [["Home & Kitchen"]]}).encode(),
-        b"{'asin': 'A5', 'title': 'broken', 'categories': [['X']",  # malformed: cut short
-        b"{'asin': 'A6', 'title': oops}",  # malformed: a name, never evaluated
-        b"['not', 'a', 'dict']",
-        r({"title": "no asin", "categories": [["X"]]}).encode(),
-        r({"asin": "A7", "title": "no image", "categories": [["X"]],
-           "imUrl": "http://g-ecx.images-amazon.com/images/G/01/x-site/icons/no-img-sm._CB192198896_.gif"}).encode(),
-        b"{'asin': 'A8', 'title': 'bad \xff\xfe bytes', 'categories': [['X']]}",  # not UTF-8
-        r({"asin": "A9", "title": 1984, "categories": "Books"}).encode(),  # number title, string categories
-        r({"asin": "A1", "title": "duplicate of A1", "categories": [["X"]]}).encode(),
-        r({"asin": "A10", "title": "no categories"}).encode(),
-        r({"asin": "A11", "title": "flag", "categories": [["X", 5, None]], "price": None, "gift": True}).encode(),
-        b"{'asin': 'A12', 'title': 'nul\x00byte', 'categories': [['X']]}",
-        r({"asin": "A13", "title": "<span class=\"a-size-medium\"", "categories": [["X"]]}).encode(),
-        b"",
-        b"{'asin': u'A14', 'title': u'py2 unicode', 'categories': [[u'X']]}",
-    ]
-
-
 @pytest.mark.parametrize("name", ["meta_Toys.json.gz", "metadata.json"])
 def test_amazon2014_bad_records_are_counted(tmp_path: Path, name: str) -> None:
-    path = _write_2014(tmp_path / name, _bad_2014_lines())
+    path = write_2014(tmp_path / name, bad_2014_lines())
     table, rep = read_amazon2014(path)
     _contract(table)
     rows = table.set_index("id")
@@ -242,7 +199,7 @@ def test_amazon2014_bad_records_are_counted(tmp_path: Path, name: str) -> None:
 
 
 def test_amazon2014_filters_and_limit(tmp_path: Path) -> None:
-    path = _write_2014(tmp_path / "m.json.gz", _bad_2014_lines())
+    path = write_2014(tmp_path / "m.json.gz", bad_2014_lines())
     strict = read_amazon2014(path, require_title=True, require_description=True, require_image=True)
     assert list(strict.table["id"]) == ["A1"] and strict.report.consistent
     assert strict.report.skipped["no description"] == 9 and strict.report.skipped["no image"] == 1
@@ -260,7 +217,7 @@ def test_amazon2014_streaming_chunks_match_whole_read(tmp_path: Path) -> None:
         if i % 5:
             rec["imUrl"] = f"http://x/{i}.jpg"
         lines.append(repr(rec).encode())
-    path = _write_2014(tmp_path / "meta_S.json.gz", lines)
+    path = write_2014(tmp_path / "meta_S.json.gz", lines)
     whole = read_amazon2014(path)
     rep = ReadReport("stream")
     chunks = list(iter_amazon2014(path, chunk_size=16, report=rep))
@@ -334,7 +291,7 @@ def test_multi_member_gzip_and_plain_files_read_fully(tmp_path: Path) -> None:
 
 
 def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
-    path = _write_2014(tmp_path / "cut.json.gz", [repr(GOOD).encode()] * 2000)
+    path = write_2014(tmp_path / "cut.json.gz", [repr(GOOD).encode()] * 2000)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) - 20])  # drop the gzip trailer and the end of the stream
     table, rep = read_amazon2014(path)
@@ -448,7 +405,7 @@ def test_catalog_from_env(monkeypatch: pytest.MonkeyPatch, shared: Path, tmp_pat
 
 
 def test_open_catalog_amazon2014_local_and_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    path = _write_2014(tmp_path / "metadata.json.gz", _bad_2014_lines())
+    path = write_2014(tmp_path / "metadata.json.gz", bad_2014_lines())
     monkeypatch.setenv("PRODLIB_AMAZON2014", str(path))
     res = open_catalog("amazon2014", cache_dir=tmp_path / "cache")
     assert list(res.table["id"]) == ["A1"]  # the paper's filter: title, description and image
@@ -503,63 +460,12 @@ def test_generic_spec_without_mapping_uses_our_column_names(tmp_path):
 # Amazon 2014: the record scanner (fast path) against ast.literal_eval and against the exact path
 # ----------------------------------------------------------------------------------------------------
 
-_PIECES_2014 = ["a", " ", "  ", "é", "日", "😀", '"', "'", "\\x41", "\\xe9", "\\x27", "\\u00e9", "\\u2019", "\\ud83d",
-                "\\U0001f600", "\\U00110000", "\\'", '\\"', "\\\\", "\\n", "\\t", "\\q", "\\N{BULLET}", "\\0", "\\777",
-                "\t", "\x0b", "\x0c", "\x85", "\u2028", "\xa0", "\r", "\\\xe9", "&amp;", "<b>", "x</b>", "no-img", "]",
-                "[", "}", "{", ",", ":", "true", "Ã©"]
-
-
-def _random_string_2014(rng: random.Random) -> str:
-    q = rng.choice(["'", "'", '"'])
-    body = "".join(rng.choice(_PIECES_2014) for _ in range(rng.randint(0, 6)))
-    return rng.choice(["", "", "", "u", "b", "r"]) + q + body + q
-
-
-def _random_value_2014(rng: random.Random, depth: int = 0) -> str:
-    r = rng.random()
-    if depth > 3 or r < 0.5:
-        return rng.choice([_random_string_2014(rng), _random_string_2014(rng), str(rng.randint(-99, 10**6)), "1.5e3",
-                           "-0.25", "True", "None", "NaN", "007", "1_0", "'a' 'b'", "(1, 2)", "{1, 2}", "-True"])
-    items = [_random_value_2014(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    if r < 0.8:
-        return "[" + ", ".join(items) + rng.choice(["", "", ","]) + "]"
-    keys = [rng.choice([_random_string_2014(rng), "'k'", "3", "None", "[1]"]) for _ in items]
-    return "{" + ", ".join(f"{k}: {v}" for k, v in zip(keys, items, strict=True)) + "}"
-
-
-def _random_line_2014(rng: random.Random) -> str:
-    keys = ["'asin'", "'title'", "'description'", "'categories'", "'imUrl'", "'related'", "'price'", "'brand'",
-            "'salesRank'", '"title"', "u'asin'", "'t\\x69tle'", "'titles'", "5", "'title\"'"]
-    items = []
-    for _ in range(rng.randint(0, 8)):
-        key = rng.choice(keys)
-        r = rng.random()
-        if r < 0.4:
-            value = _random_string_2014(rng)
-        elif r < 0.6:
-            value = "[" + ", ".join("[" + ", ".join(_random_string_2014(rng) for _ in range(rng.randint(0, 3))) + "]"
-                                    for _ in range(rng.randint(0, 3))) + "]"
-        elif r < 0.7:
-            value = "{'also_bought': [" + ", ".join(f"'B{rng.randint(0, 10**8):09d}'" for _ in range(rng.randint(0, 5)))
-            value += "]}"
-        else:
-            value = _random_value_2014(rng)
-        items.append(f"{key}:{rng.choice([' ', '', '  ', chr(9)])}{value}")
-    line = "{" + rng.choice([", ", ",", " , "]).join(items) + rng.choice(["", "", ", ", ","]) + "}"
-    r = rng.random()
-    if r < 0.05:
-        line = line[: rng.randint(0, len(line))]
-    elif r < 0.08:
-        line = line.replace(",", "", 1)
-    return line
-
-
 def test_record_scanner_equals_literal_eval() -> None:
     """Every line the scanner accepts is a dict literal, and each captured value is exactly Python's value."""
     rng = random.Random(2014)
-    samples = [_random_line_2014(rng) for _ in range(6000)] + [repr(GOOD), *(x.decode("utf-8", "replace")
-                                                                for x in _bad_2014_lines())]
-    s = _random_string_2014
+    samples = [random_line_2014(rng) for _ in range(6000)] + [repr(GOOD), *(x.decode("utf-8", "replace")
+                                                                for x in bad_2014_lines())]
+    s = random_string_2014
     samples += [f"{{'asin': {s(rng)}, 'title': {s(rng)}, 'description': {s(rng)}, 'categories': [[{s(rng)}]]}}"
                 for _ in range(3000)]
     fullmatch = C._fast_2014().fullmatch
@@ -590,13 +496,13 @@ def test_record_scanner_equals_literal_eval() -> None:
 def test_amazon2014_fast_path_equals_exact_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same file read with and without the scanner: identical tables and identical reports."""
     rng = random.Random(7)
-    lines = [_random_line_2014(rng).encode("utf-8", "surrogatepass") for _ in range(3000)]
-    lines += _bad_2014_lines()
+    lines = [random_line_2014(rng).encode("utf-8", "surrogatepass") for _ in range(3000)]
+    lines += bad_2014_lines()
     for i in range(300):  # realistic records too, with duplicated ids and quotes/escapes/HTML in the fields
         rec = dict(GOOD, asin=f"R{i % 250}", title=rng.choice(["Men's \"Pro\"", "a\tb  c", "x &amp; <b>y</b>", "Café"]))
         rec["categories"] = [rng.choice([["Men's", "Shoes"], ["A", "B & C"], ["<i>x</i>"], ["", 5]])]
         lines.append(repr(rec).encode())
-    path = _write_2014(tmp_path / "meta_F.json.gz", lines)
+    path = write_2014(tmp_path / "meta_F.json.gz", lines)
     fast = read_amazon2014(path, chunk_size=500)
     assert fast.report.records_read > 3000 and fast.report.consistent and len(fast.table) > 200
 
@@ -617,3 +523,13 @@ def test_whitespace_shortcut_matches_split_join() -> None:
     assert all(not chr(c).isprintable() for c in range(sys.maxunicode + 1) if chr(c).isspace() and c != 32)
     for text in ["", " ", "a b", " a", "a ", "a  b", "a\tb", "a\xa0b", "日本 語", "x\u2028y", "é"]:
         assert C._squash(text) == " ".join(text.split())
+
+
+@pytest.mark.parametrize("engine", ["auto", "python"])
+def test_amazon2014_id_with_a_lone_surrogate_is_repaired(tmp_path: Path, engine: str) -> None:
+    """A ``\\ud83d`` escape in an asin once crashed the duplicate check (pandas cannot hash it)."""
+    lines = [b"{'asin': 'S\\ud83d1', 'title': 't', 'categories': [['X']]}", repr(GOOD).encode(),
+             b"{'asin': 'S\\ud83d1', 'title': 'again', 'categories': [['X']]}"]
+    table, rep = read_amazon2014(write_2014(tmp_path / "meta_S.json.gz", lines), engine=engine)
+    assert list(table["id"]) == ["S\ufffd1", "A1"] and rep.duplicates == 1 and rep.consistent
+    assert rep.cleaned["surrogate escapes repaired in id"] == 2
