@@ -7,14 +7,15 @@ paths, missing fields, "no-img" placeholder URLs, duplicated ids and some malfor
 the streaming reader on one core, each configuration in a fresh process so that peak memory
 (``ru_maxrss``) is that run's own, and prints a table:
 
+* the default configuration (C record scanner, ``isal`` inflater when installed, chunks of 50,000)
+  ``--repeats`` times, then the pure-Python scanner and ``zlib`` for comparison, all on the same file;
 * records/s and peak RSS for several chunk sizes (memory should follow the chunk size, not the file);
 * the same chunk size on a file 1/4 as long (memory should not grow with the file);
-* which parse path the lines took (the record scanner, else the exact full parse: json fast path / regex
-  translator / ``ast.literal_eval``) and ``ast.literal_eval`` alone for comparison (the scanner builds only
-  the five fields the reader needs, so "parse only" compares it with building the whole record).
+* which parse path the lines took (C scanner, regex scanner, else the exact full parse) and the scanners
+  alone against ``ast.literal_eval`` (they build only the five fields the reader needs).
 
-Usage: ``python benchmarks/bench_parse_2014.py [--lines N] [--out FILE] [--chunk-sizes 10000,50000,200000]``
-Target: >= 50,000 records/s on one core.
+Usage: ``python benchmarks/bench_parse_2014.py [--lines N] [--out FILE] [--repeats 3]
+[--chunk-sizes 10000,50000,200000]``. Target: >= 50,000 records/s on one core.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -121,69 +124,85 @@ def make_line(rng: random.Random, i: int) -> str:
 
 
 def generate(path: Path, n: int, seed: int = 0) -> None:
+    """Write ``n`` lines to ``path`` (through a temporary name, so an interrupted run leaves no file)."""
     rng = random.Random(seed)
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
+    part = path.with_name(path.name + ".part")
+    with gzip.open(part, "wt", encoding="utf-8", compresslevel=1) as fh:
         for i in range(n):
             j = i if rng.random() > 0.002 else max(0, i - rng.randint(1, 50))  # a few duplicated ids
             fh.write(make_line(rng, j))
             fh.write("\n")
+    part.replace(path)
 
 
-def worker(path: str, chunk_size: int) -> dict:
+def worker(path: str, chunk_size: int, engine: str, inflate: str) -> dict:
+    from prodlib import catalog as C
     from prodlib.catalog import ReadReport, iter_amazon2014
 
+    if inflate == "zlib":
+        C._inflate_module = lambda: zlib
     rep = ReadReport("bench")
     c0 = time.process_time()
     t0 = time.perf_counter()
     rows = 0
-    for chunk in iter_amazon2014(path, chunk_size=chunk_size, report=rep):
+    for chunk in iter_amazon2014(path, chunk_size=chunk_size, report=rep, engine=engine):
         rows += len(chunk)
     dt = time.perf_counter() - t0
     cpu = time.process_time() - c0
     maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"records": rep.records_read, "kept": rep.kept, "rows": rows, "seconds": dt,
-            "records_per_s": rep.records_read / dt,
+    return {"records": rep.records_read, "kept": rep.kept, "rows": rows, "seconds": dt, "cpu": cpu,
+            "records_per_s": rep.records_read / dt, "inflate": C._inflate_module().__name__,
             "records_per_cpu_s": rep.records_read / cpu, "maxrss_mb": maxrss_kb / 1024,
             "skipped": dict(rep.skipped), "consistent": rep.consistent}
 
 
-def run_worker(path: Path, chunk_size: int) -> dict:
+def run_worker(path: Path, chunk_size: int, engine: str = "auto", inflate: str = "auto") -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [sys.executable, __file__, "--worker", str(path), "--chunk", str(chunk_size)]  # one thread, one core
+    cmd = [sys.executable, __file__, "--worker", str(path), "--chunk", str(chunk_size), "--engine", engine,
+           "--inflate", inflate]
+    cmd = ["taskset", "-c", "0", *cmd] if shutil.which("taskset") else cmd  # one core
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def parse_paths(path: Path, n: int) -> tuple[Counter, float, float]:
-    from prodlib.catalog import _fast_2014, _parse_literal
+def parse_paths(path: Path, n: int) -> tuple[Counter, dict[str, float]]:
+    from prodlib.catalog import _c_scanner, _fast_2014, _parse_literal
 
     scan = _fast_2014().fullmatch
-
-    lines = []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
+    raw = []
+    with gzip.open(path, "rb") as fh:
         for line in fh:
-            lines.append(line.strip())
-            if len(lines) >= n:
+            raw.append(line)
+            if len(raw) >= n:
                 break
+    lines = [r.decode("utf-8").strip() for r in raw]
     paths: Counter = Counter()
+    rates: dict[str, float] = {}
+    mod = _c_scanner()
+    if mod is not None:
+        buf = b"".join(raw)
+        t0 = time.process_time()
+        items, _ = mod.scan(buf, True)
+        rates["C scanner"] = len(lines) / (time.process_time() - t0)
+        paths["C scanner"] = sum(1 for f in items[::6] if f != -1)
     t0 = time.process_time()
     for line in lines:
         if scan(line) is not None:  # the record scanner: validates the line, captures the five fields
-            paths["scanner"] += 1
+            paths["regex scanner"] += 1
             continue
         try:
             paths["exact " + _parse_literal(line)[2]] += 1
         except (ValueError, SyntaxError):
             paths["malformed"] += 1
-    ours = len(lines) / (time.process_time() - t0)
+    rates["regex scanner (+ exact path for the rest)"] = len(lines) / (time.process_time() - t0)
     t0 = time.process_time()
     for line in lines:
         try:
             ast.literal_eval(line)
         except (ValueError, SyntaxError):
             pass
-    ref = len(lines) / (time.process_time() - t0)
-    return paths, ours, ref
+    rates["ast.literal_eval"] = len(lines) / (time.process_time() - t0)
+    return paths, rates
 
 
 def main() -> None:
@@ -191,11 +210,14 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--out", type=Path, default=None, help="write the generated file here (kept)")
     ap.add_argument("--chunk-sizes", default="10000,50000,200000")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of the default configuration")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--chunk", type=int, default=50_000, help=argparse.SUPPRESS)
+    ap.add_argument("--engine", default="auto", help=argparse.SUPPRESS)
+    ap.add_argument("--inflate", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.chunk)))
+        print(json.dumps(worker(args.worker, args.chunk, args.engine, args.inflate)))
         return
 
     tmp = tempfile.TemporaryDirectory()
@@ -208,26 +230,37 @@ def main() -> None:
     print(f"generated {args.lines:,} + {args.lines // 4:,} lines in {time.perf_counter() - t0:.0f} s "
           f"({big.stat().st_size / 1e6:.0f} MB gz)")
 
-    paths, ours, ref = parse_paths(big, 20_000)  # CPU time of this process
-    total = sum(paths.values())
-    print("parse paths on the first 20,000 lines: "
-          + ", ".join(f"{k} {v / total:.1%}" for k, v in paths.most_common()))
-    print(f"scan/parse only (no decompression, no table): ours {ours:,.0f} lines/s, ast.literal_eval {ref:,.0f} "
-          f"lines/s ({ours / ref:.1f}x)")
+    paths, rates = parse_paths(big, 20_000)  # CPU time of this process
+    print("parse paths on the first 20,000 lines: " + ", ".join(f"{k} {v / 20_000:.1%}" for k, v in paths.items()))
+    print("scanners alone (no decompression, no table), lines/CPU-s: "
+          + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
 
     rows = []
+    for i in range(args.repeats):
+        rows.append((f"C, default #{i + 1}", args.lines, 50_000, run_worker(big, 50_000)))
+    rows.append(("Python scanner", args.lines, 50_000, run_worker(big, 50_000, engine="python")))
+    rows.append(("C, zlib", args.lines, 50_000, run_worker(big, 50_000, inflate="zlib")))
+    rows.append(("Python, zlib", args.lines, 50_000, run_worker(big, 50_000, engine="python", inflate="zlib")))
     for cs in [int(c) for c in args.chunk_sizes.split(",")]:
-        rows.append((args.lines, cs, run_worker(big, cs)))
-    rows.append((args.lines // 4, 50_000, run_worker(small, 50_000)))
-    print(f"\n{'lines':>10} {'chunk':>8} {'kept':>10} {'wall s':>8} {'records/s':>10} {'rec/CPU-s':>10} "
-          f"{'peak RSS MB':>12}")
-    for n, cs, r in rows:
-        print(f"{n:>10,} {cs:>8,} {r['kept']:>10,} {r['seconds']:>8.1f} {r['records_per_s']:>10,.0f} "
-              f"{r['records_per_cpu_s']:>10,.0f} {r['maxrss_mb']:>12.0f}")
-    r = rows[0][2]
-    print(f"\nskipped (first run): {r['skipped']}; kept + skipped == read: {r['consistent']}")
-    print(f"target: >= 50,000 records/s on one core; load average during the runs: {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs (a shared machine slows wall time; rec/CPU-s is this process's own time)")
+        if cs != 50_000:
+            rows.append(("C, default", args.lines, cs, run_worker(big, cs)))
+    rows.append(("C, default", args.lines // 4, 50_000, run_worker(small, 50_000)))
+    print(f"\n{'configuration':<16} {'inflate':>8} {'lines':>10} {'chunk':>8} {'kept':>10} {'wall s':>7} "
+          f"{'records/s':>10} {'rec/CPU-s':>10} {'peak RSS MB':>12}")
+    for name, n, cs, r in rows:
+        print(f"{name:<16} {r['inflate'].split('.')[-1]:>8} {n:>10,} {cs:>8,} {r['kept']:>10,} {r['seconds']:>7.1f} "
+              f"{r['records_per_s']:>10,.0f} {r['records_per_cpu_s']:>10,.0f} {r['maxrss_mb']:>12.0f}")
+    default = sorted(r["records_per_s"] for name, _, _, r in rows if name.startswith("C, default #"))
+    py = next(r for name, _, _, r in rows if name == "Python scanner")
+    print(f"\nC scanner, default configuration: median {default[len(default) // 2]:,.0f} records/s "
+          f"(min {default[0]:,.0f}, max {default[-1]:,.0f}); pure-Python scanner {py['records_per_s']:,.0f} "
+          f"records/s ({default[len(default) // 2] / py['records_per_s']:.1f}x)")
+    r = rows[0][3]
+    same = all(x[3]["kept"] == r["kept"] and x[3]["skipped"] == r["skipped"] for x in rows if x[1] == args.lines)
+    print(f"skipped (first run): {r['skipped']}; kept + skipped == read: {r['consistent']}; "
+          f"every configuration kept and skipped the same records: {same}")
+    print(f"target: >= 50,000 records/s on one core (each run pinned to CPU 0); load average during the runs: "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (rec/CPU-s is the process's own time)")
     tmp.cleanup()
 
 
