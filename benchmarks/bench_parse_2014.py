@@ -7,12 +7,14 @@ paths, missing fields, "no-img" placeholder URLs, duplicated ids and some malfor
 the streaming reader on one core, each configuration in a fresh process so that peak memory
 (``ru_maxrss``) is that run's own, and prints a table:
 
-* the default configuration (C record scanner, ``isal`` inflater when installed, chunks of 50,000)
-  ``--repeats`` times, then the pure-Python scanner and ``zlib`` for comparison, all on the same file;
+* the default configuration (C record scanner, ``zlib-ng`` inflater when installed, chunks of 50,000)
+  ``--repeats`` times, then the pure-Python scanner and plain ``zlib`` for comparison, on the same file;
 * records/s and peak RSS for several chunk sizes (memory should follow the chunk size, not the file);
 * the same chunk size on a file 1/4 as long (memory should not grow with the file);
 * which parse path the lines took (C scanner, regex scanner, else the exact full parse) and the scanners
-  alone against ``ast.literal_eval`` (they build only the five fields the reader needs).
+  alone against ``ast.literal_eval`` (they build only the five fields the reader needs);
+* a side-effect check of the inflater: the regex scanner's speed before and after one inflate call with
+  it (``isal`` halved it for the rest of the process on an AVX-512 Xeon, which is why it is not used).
 
 Usage: ``python benchmarks/bench_parse_2014.py [--lines N] [--out FILE] [--repeats 3]
 [--chunk-sizes 10000,50000,200000]``. Target: >= 50,000 records/s on one core.
@@ -205,6 +207,37 @@ def parse_paths(path: Path, n: int) -> tuple[Counter, dict[str, float]]:
     return paths, rates
 
 
+def inflater_side_effect(path: Path, n: int = 5000, modules: tuple[str, ...] = ("zlib_ng.zlib_ng", "isal.isal_zlib")
+                         ) -> None:
+    """The regex scanner's speed before and after one inflate call with each module, in a fresh process."""
+    for name in modules:
+        code = f"""
+import gzip, importlib, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from prodlib.catalog import _fast_2014
+try:
+    mod = importlib.import_module({name!r})
+except ImportError:
+    print("not installed"); raise SystemExit
+with gzip.open({str(path)!r}, "rt", encoding="utf-8") as fh:
+    lines = [next(fh).strip() for _ in range({n})]
+fm = _fast_2014().fullmatch
+def t():
+    best = 9.0
+    for _ in range(3):
+        t0 = time.process_time()
+        for line in lines:
+            fm(line)
+        best = min(best, time.process_time() - t0)
+    return best
+before = t()
+mod.decompressobj(wbits=31).decompress(open({str(path)!r}, "rb").read(1 << 20))
+print(f"{{t() / before:.2f}}x the time after one call")
+"""
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        print(f"  regex scanner after inflating with {name}: {out.stdout.strip()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -234,6 +267,9 @@ def main() -> None:
     print("parse paths on the first 20,000 lines: " + ", ".join(f"{k} {v / 20_000:.1%}" for k, v in paths.items()))
     print("scanners alone (no decompression, no table), lines/CPU-s: "
           + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
+
+    print("inflater side effect on the rest of the process (1.00x: none):")
+    inflater_side_effect(big)
 
     rows = []
     for i in range(args.repeats):
