@@ -566,6 +566,7 @@ static int scan_line(P p, P e, PyObject *out)
 
 static PyObject *scan(PyObject *self, PyObject *args)
 {
+    (void)self;
     Py_buffer buf;
     int final = 0;
     if (!PyArg_ParseTuple(args, "y*|p:scan", &buf, &final))
@@ -606,8 +607,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_scan2014",
-    "C record scanner for the Amazon 2014 metadata (optional speed-up of prodlib.catalog).", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_scan2014",
+    .m_doc = "C record scanner for the Amazon 2014 metadata (optional speed-up of prodlib.catalog).",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__scan2014(void)

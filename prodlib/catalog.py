@@ -1259,7 +1259,7 @@ def iter_amazon2014(path: str | os.PathLike[str], *, limit: int | None = None, r
 
     Memory stays flat: one chunk of rows plus 8 bytes per id seen (for duplicate detection). Pass a
     ``report`` to read the counts while or after streaming. ``engine`` picks the record scanner: ``"c"``
-    (compiled, about 3x faster), ``"python"`` (the regex scanner) or ``"auto"`` (C when built); both give
+    (compiled, about twice as fast), ``"python"`` (the regex scanner) or ``"auto"`` (C when built); both give
     the same table and report, and lines neither takes go through ``ast.literal_eval``. Notebook 01.
     """
     p = _existing_file(path)
@@ -1267,7 +1267,7 @@ def iter_amazon2014(path: str | os.PathLike[str], *, limit: int | None = None, r
     rep = report if report is not None else ReadReport(_amazon_source(p, "amazon2014"))
     if scanner is None and engine == "auto":
         rep.notes.append("the C record scanner is not built (pip install -e . with a C compiler builds it): "
-                         "the pure-Python scanner read this file, with the same results, about 3x slower")
+                         "the pure-Python scanner read this file, with the same results, about half as fast")
     col = _Collector(rep, rep.source, require_title=require_title, require_description=require_description,
                      require_image=require_image, require_category=require_category,
                      chunk_size=chunk_size, limit=limit)
