@@ -1042,12 +1042,12 @@ def _engine_scanner(engine: str) -> Any:
 
 
 def _row_2014_line(line: str, f: _Fields, report: ReadReport, fullmatch: Callable[[str], Any],
-                   cats_cache: dict[str, Any]) -> _Row | None:
+                   cats: _Categories2014) -> _Row | None:
     """One stripped, non-empty line through the regex scanner, else through the exact full parse."""
     m = fullmatch(line)
     if m is None:
         return _row_2014_exact(line, f, report)
-    asin, title, desc, cats, im = m.groups()
+    asin, title, desc, categories, im = m.groups()
     if asin is None:
         report.skip("no asin", line)
         return None
@@ -1058,7 +1058,7 @@ def _row_2014_line(line: str, f: _Fields, report: ReadReport, fullmatch: Callabl
         return None
     title = "" if title is None else f.text(_token_value(title), "title", pid)
     desc = "" if desc is None else f.text(_token_value(desc), "description", pid, join_lists=True)
-    paths = [] if cats is None else _categories_2014(cats, f, pid, cats_cache)
+    paths = [] if categories is None else cats.from_token(categories, pid)
     image = None if im is None else _image_url(_token_value(im), pid, report)
     return _Row(pid, title, desc, paths, image)
 
@@ -1073,10 +1073,10 @@ def _rows_amazon2014(path: Path, report: ReadReport, engine: str = "auto") -> It
 def _rows_amazon2014_py(path: Path, report: ReadReport) -> Iterator[_RowLike | None]:
     f = _Fields(report)
     fullmatch = _fast_2014().fullmatch
-    cats_cache: dict[str, tuple[tuple[str, ...], tuple[tuple[str, Any, int], ...]]] = {}
+    categories = _Categories2014(f)
     for line in _text_lines(path, report):
         report.records_read += 1
-        yield _row_2014_line(line, f, report, fullmatch, cats_cache)
+        yield _row_2014_line(line, f, report, fullmatch, categories)
 
 
 def _scanned_blocks(path: Path, report: ReadReport, scan: Callable[[bytes, bool], tuple[list[Any], int]]
@@ -1102,8 +1102,7 @@ def _rows_amazon2014_c(path: Path, report: ReadReport, mod: Any) -> Iterator[_Ro
     ``prodlib/_scan2014.c``); lines it does not take go through :func:`_row_2014_line`, as without it."""
     f = _Fields(report)
     text = f.text
-    cats_cache: dict[str, Any] = {}
-    paths_cache: dict[str, Any] = {}
+    categories = _Categories2014(f)
     fullmatch: Callable[[str], Any] | None = None
     raw_title, raw_desc, raw_im, raw_cats = mod.RAW_TITLE, mod.RAW_DESC, mod.RAW_IMURL, mod.RAW_CATS
     clean_title, clean_desc, plain_im = mod.CLEAN_TITLE, mod.CLEAN_DESC, mod.PLAIN_IMURL
@@ -1117,7 +1116,7 @@ def _rows_amazon2014_c(path: Path, report: ReadReport, mod: Any) -> Iterator[_Ro
                     report.records_read += 1
                     if fullmatch is None:
                         fullmatch = _fast_2014().fullmatch
-                    yield _row_2014_line(line, f, report, fullmatch, cats_cache)
+                    yield _row_2014_line(line, f, report, fullmatch, categories)
                     f.swapped = False  # the exact path may have left it set for its own line
                 continue
             report.records_read += 1
@@ -1129,42 +1128,13 @@ def _rows_amazon2014_c(path: Path, report: ReadReport, mod: Any) -> Iterator[_Ro
                                 join_lists=True)
                 if im is not None and not flags & plain_im:
                     im = _image_url(_token_value(im) if flags & raw_im else im, pid, report)
-                if flags & raw_cats:
-                    paths = _categories_2014(cats, f, pid, cats_cache)
-                    yield (pid, "" if title is None else title, "" if desc is None else desc, paths, im)
-                    continue
-            yield (pid, "" if title is None else title, "" if desc is None else desc,
-                   [] if cats is None else _paths_2014(cats, f, pid, paths_cache), im)
-
-
-def _paths_2014(inner: tuple[str, ...], f: _Fields, pid: str, cache: dict[str, Any]) -> list[list[str]]:
-    """``categories`` from the source of each of its paths (the C scanner splits a list of lists of
-    strings), cleaned as ``_Fields.paths`` does; each path's source is decoded and cleaned once."""
-    if len(inner) == 1:  # the most common case: one path
-        one = cache.get(inner[0])
-        if one is None:
-            one = _path_2014(inner[0], f, cache)
-        if one[1]:
-            _report_fixes(f.report, one[1], pid)
-        return [list(one[0])] if one[0] else []
-    paths: list[tuple[str, ...]] = []
-    for token in inner:
-        one = cache.get(token)
-        if one is None:
-            one = _path_2014(token, f, cache)
-        if one[1]:
-            _report_fixes(f.report, one[1], pid)
-        if one[0] and one[0] not in paths:
-            paths.append(one[0])
-    return [list(p) for p in paths]
-
-
-def _path_2014(token: str, f: _Fields, cache: dict[str, Any]) -> Any:
-    one = f._path(tuple(_token_value(t) for t in _STR_TOKEN.findall(token)), False)
-    if len(cache) >= _Fields._CACHE_MAX:
-        cache.clear()
-    cache[token] = one
-    return one
+            if cats is None:
+                paths = []
+            elif flags & raw_cats:  # not a list of lists of strings: the literal itself
+                paths = categories.from_token(cats, pid)
+            else:
+                paths = categories.from_sources(cats, pid)
+            yield (pid, "" if title is None else title, "" if desc is None else desc, paths, im)
 
 
 def _report_fixes(report: ReadReport, fixes: tuple[tuple[str, Any, int], ...], pid: str) -> None:
@@ -1178,33 +1148,46 @@ _CATS_INNER = re.compile(rf"\[{_W}((?:{_PLAIN_STR}{_W}(?:,{_W}|(?=\])))*+)\]")
 _STR_TOKEN = re.compile(_PLAIN_STR)
 
 
-def _categories_2014(token: str, f: _Fields, pid: str, cache: dict[str, Any]) -> list[list[str]]:
-    """``categories`` from its captured token, cleaned as ``_Fields.paths`` does (counted repairs included).
+class _Categories2014:
+    """``categories`` of 2014 records, cleaned as ``_Fields.paths`` does (counted repairs included).
 
-    A list of lists of strings is decoded and cleaned once per distinct token and once per distinct path
-    (both cached: real catalogs repeat a few thousand paths); any other shape goes to ``_Fields.paths``.
+    Each distinct path's source (``['A', 'B']``) is decoded and cleaned once: real catalogs repeat a few
+    thousand paths. A list of lists of strings comes either as the captured literal (regex scanner) or
+    already split into its paths' sources (C scanner); any other shape goes to ``_Fields.paths``.
     """
-    hit = cache.get(token)
-    if hit is None:
-        if not _CATS_SHAPE.fullmatch(token):
-            return f.paths(_token_value(token), pid)
+
+    def __init__(self, f: _Fields) -> None:
+        self.f = f
+        self.paths: dict[str, tuple[tuple[str, ...], tuple[tuple[str, Any, int], ...]]] = {}
+        self.tokens: dict[str, tuple[str, ...]] = {}  # the literal -> its paths' sources
+
+    def from_token(self, token: str, pid: str) -> list[list[str]]:
+        sources = self.tokens.get(token)
+        if sources is None:
+            if not _CATS_SHAPE.fullmatch(token):
+                return self.f.paths(_token_value(token), pid)
+            sources = tuple(m.group(0) for m in _CATS_INNER.finditer(token, 1))  # only commas between
+            _remember(self.tokens, token, sources)
+        return self.from_sources(sources, pid)
+
+    def from_sources(self, sources: tuple[str, ...], pid: str) -> list[list[str]]:
         paths: list[tuple[str, ...]] = []
-        fixes: list[tuple[str, Any, int]] = []
-        for inner in _CATS_INNER.findall(token, 1):  # the shape is checked: between them only commas
-            one = cache.get(inner)
+        for source in sources:
+            one = self.paths.get(source)
             if one is None:
-                one = f._path(tuple(_token_value(t) for t in _STR_TOKEN.findall(inner)), False)
-                cache[inner] = one
-            fixes += one[1]
+                one = self.f._path(tuple(_token_value(t) for t in _STR_TOKEN.findall(source)), False)
+                _remember(self.paths, source, one)
+            if one[1]:
+                _report_fixes(self.f.report, one[1], pid)
             if one[0] and one[0] not in paths:
                 paths.append(one[0])
-        hit = (tuple(paths), tuple(fixes))
-        if len(cache) >= _Fields._CACHE_MAX:
-            cache.clear()
-        cache[token] = hit
-    if hit[1]:
-        _report_fixes(f.report, hit[1], pid)
-    return [list(p) for p in hit[0]]
+        return [list(p) for p in paths]
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+    if len(cache) >= _Fields._CACHE_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 def _row_2014_exact(line: str, f: _Fields, report: ReadReport) -> _Row | None:
