@@ -1,16 +1,12 @@
-"""Accelerators: mixed precision and data parallelism across several GPUs, through each backend's own API.
-
-``configure_accelerators(profile)`` is called by every training notebook (02–05) through
-:func:`prodlib.train.start_stage`. With no GPU it changes nothing. With GPUs and ``profile.mixed_precision``
-it sets Keras' ``mixed_float16`` policy (output layers stay ``float32``). With several GPUs it spreads each
-batch over all of them: ``keras.distribution.DataParallel`` on JAX, ``tf.distribute.MirroredStrategy`` on
-TensorFlow; PyTorch runs on one GPU. The result is recorded in each stage's manifest. Explained in the
-*Reproduce it yourself* chapter.
+"""Accelerators: mixed precision and data parallelism over several GPUs, through each backend's own API.
+:func:`configure_accelerators` runs in every training notebook (02–05) through
+:func:`prodlib.artifacts.start_stage`; with no GPU it changes nothing. Explained in *Reproduce it yourself*.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prodlib.config import Profile
@@ -18,32 +14,31 @@ from prodlib.config import Profile
 __all__ = ["accelerators", "configure_accelerators"]
 
 
-def accelerators() -> list[Any]:
-    """The GPUs (or TPUs) the current Keras backend sees; ``[]`` on a CPU-only machine."""
-    import keras
+def accelerators(modules: Mapping[str, Any] | None = None) -> list[Any]:
+    """The GPUs (or TPUs) the Keras backend sees, ``[]`` on a CPU-only machine: prodlib's one GPU probe. With
+    ``modules`` (e.g. ``sys.modules``) only a library already imported there is asked; a failing probe means none."""
+    if modules is None:
+        import keras
 
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return [d for d in jax.devices() if d.platform != "cpu"]
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return list(tf.config.list_logical_devices("GPU"))
-    if backend == "torch":
-        import torch
-
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+        backend = keras.backend.backend()
+        modules = {backend: importlib.import_module(backend)}
+    try:
+        if "tensorflow" in modules:
+            return list(modules["tensorflow"].config.list_physical_devices("GPU"))
+        if "jax" in modules:
+            return [d for d in modules["jax"].devices() if d.platform != "cpu"]
+        if "torch" in modules:
+            cuda = modules["torch"].cuda
+            return [f"cuda:{i}" for i in range(cuda.device_count())] if cuda.is_available() else []
+    except Exception:  # a probe must never break a run
+        return []
     return []
 
 
 def configure_accelerators(profile: Profile, *, devices: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Set mixed precision and multi-device data parallelism as ``profile`` and the hardware allow.
-
-    ``devices`` overrides the detected accelerators (tests pass JAX's host devices). Returns what was set,
-    for the manifest: ``backend``, ``accelerators``, ``precision`` and ``distribution``.
-    """
+    """With GPUs and ``profile.mixed_precision``, Keras' ``mixed_float16`` policy; with several, data parallelism
+    (``DataParallel`` on JAX, ``MirroredStrategy`` on TensorFlow). ``devices`` overrides the detected ones (tests).
+    Returns ``backend``, ``accelerators``, ``precision`` and ``distribution`` for the manifest."""
     import keras
 
     backend = keras.backend.backend()

@@ -1,10 +1,6 @@
-"""The run-folder contract: what each notebook writes into ``runs/<profile>/<stage>/`` and how the next
-one reads it back.
-
-Every stage folder holds ``manifest.json`` (profile, data fingerprint, seed, package versions, git
-commit, device, wall time, notes such as which pretrained weights were really used), ``metrics.json``
-and outputs keyed by product id (``predictions_<split>.npz``). Readers refuse to mix stages of different
-profiles or data fingerprints. Explained in notebook 01 (*Data exploration*) and the *Reproduce* chapter.
+"""Run folders: what each notebook writes into ``runs/<profile>/<stage>/`` (``manifest.json``,
+``metrics.json``, outputs keyed by product id) and how the next one reads it back, refusing to mix
+profiles or data fingerprints. Explained in notebook 01 and the *Reproduce it yourself* chapter.
 """
 
 from __future__ import annotations
@@ -14,7 +10,8 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -25,17 +22,9 @@ import numpy as np
 
 from prodlib.config import Profile
 
-__all__ = [
-    "ArtifactError",
-    "ArtifactMismatch",
-    "Predictions",
-    "StageArtifacts",
-    "StageOutput",
-    "check_same_run",
-    "load_stage",
-    "run_root",
-    "stage_path",
-]
+__all__ = ["ArtifactError", "ArtifactMismatch", "Predictions", "StageArtifacts", "StageOutput", "atomic_write",
+           "CLASSIFIER_STAGES", "check_same_run", "load_classifier_stages", "load_stage", "repo_root", "run_root",
+           "stage_path", "start_stage", "write_json"]
 
 _VERSIONED = ("numpy", "pandas", "scikit-learn", "keras", "tensorflow", "tensorflow-cpu", "jax",
               "torch", "gensim", "pillow", "papermill")
@@ -49,83 +38,84 @@ class ArtifactMismatch(ArtifactError):
     """Artifacts from different profiles or data fingerprints were about to be mixed."""
 
 
+def repo_root() -> Path:
+    """The repository (holding ``_toc.yml``) above ``prodlib/``, else the working folder (e.g. on Colab)."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "_toc.yml").is_file() else Path.cwd()
+
+
 def run_root(run_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The root of all runs: ``run_dir``, else ``$PRODLIB_RUN_DIR``, else ``./runs``."""
-    return Path(run_dir or os.environ.get("PRODLIB_RUN_DIR") or "runs")
+    """The root of all runs: ``run_dir``, else ``$PRODLIB_RUN_DIR``, else ``<repo_root>/runs``."""
+    return Path(run_dir or os.environ.get("PRODLIB_RUN_DIR") or repo_root() / "runs")
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix) that replaces ``path`` only if the block succeeds,
+    so no reader sees a half-written file. Every file prodlib writes goes through here."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def stage_path(profile: str | Profile, stage: str, run_dir: str | os.PathLike[str] | None = None) -> Path:
     """``<run_root>/<profile>/<stage>``."""
-    name = profile.name if isinstance(profile, Profile) else profile
-    return run_root(run_dir) / name / stage
+    return run_root(run_dir) / (profile.name if isinstance(profile, Profile) else profile) / stage
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
+    if isinstance(obj, np.generic | np.ndarray):
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
-    if isinstance(obj, (set, tuple)):
+    if isinstance(obj, set | tuple):
         return list(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    """Write ``obj`` as indented JSON atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n")
 
 
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape a run's numbers (absent ones are left out)."""
     out = {"python": platform.python_version()}
     for name in _VERSIONED:
-        try:
+        with suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
     return out
 
 
 def git_commit() -> str | None:
     """The repository's HEAD commit (with ``-dirty`` when there are local changes), or ``None``."""
+    def git(*args: str, check: bool = False) -> str:
+        return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=5,
+                              check=check).stdout.strip()
     try:
-        root = Path(__file__).resolve().parent.parent
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
+        sha = git("rev-parse", "HEAD", check=True)
+        return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def device_info() -> dict[str, Any]:
     """Keras backend and the accelerators it sees (``[]`` on a CPU-only machine)."""
+    from prodlib.accelerate import accelerators
+
     info: dict[str, Any] = {"keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
                             "machine": platform.machine(), "cpus": os.cpu_count()}
     try:
         import keras
 
         info["keras_backend"] = keras.backend.backend()
-        backend = info["keras_backend"]
-        if backend == "jax":
-            import jax
-
-            info["devices"] = [str(d) for d in jax.devices() if d.platform != "cpu"]
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            info["devices"] = [d.name for d in tf.config.list_physical_devices("GPU")]
-        elif backend == "torch":
-            import torch
-
-            info["devices"] = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-                               if torch.cuda.is_available() else [])
+        info["devices"] = [str(d) for d in accelerators()]
     except Exception as exc:  # device probing must never break a run
         info["devices_error"] = f"{type(exc).__name__}: {exc}"
     return info
@@ -142,148 +132,103 @@ class Predictions:
     def align(self, ids: Sequence[str]) -> np.ndarray:
         """Rows of ``probs`` in the order of ``ids``; raises if an id is missing."""
         index = {i: n for n, i in enumerate(self.ids.tolist())}
-        missing = [i for i in ids if i not in index]
-        if missing:
+        if missing := [i for i in ids if i not in index]:
             raise ArtifactError(f"{len(missing)} requested ids have no prediction, e.g. {missing[:3]}")
         return self.probs[[index[i] for i in ids]]
 
 
 class StageOutput:
-    """Writer for one stage's folder; the manifest is written by :meth:`finish` (or on ``with`` exit).
-
-    >>> out = StageOutput(profile, "02_title", fingerprint=ds.fingerprint)   # doctest: +SKIP
-    >>> out.save_predictions("test", ids, probs, classes); out.finish(weights="glove")  # doctest: +SKIP
-    """
+    """Writer for one stage's folder; :meth:`finish` writes the manifest (any old one is removed now)."""
 
     def __init__(self, profile: Profile, stage: str, *, fingerprint: str,
                  run_dir: str | os.PathLike[str] | None = None, seed: int | None = None,
                  inputs: Iterable[str] = ()) -> None:
-        self.profile = profile
-        self.stage = stage
-        self.fingerprint = fingerprint
+        self.profile, self.stage, self.fingerprint, self.inputs = profile, stage, fingerprint, list(inputs)
         self.seed = profile.seed if seed is None else seed
-        self.inputs = list(inputs)
         self.path = stage_path(profile, stage, run_dir)
         self.path.mkdir(parents=True, exist_ok=True)
-        old = self.path / "manifest.json"
-        if old.exists():  # a stale manifest must never vouch for half-rewritten outputs
-            old.unlink()
+        (self.path / "manifest.json").unlink(missing_ok=True)  # a stale manifest must never vouch for new outputs
         self.notes: dict[str, Any] = {}
-        self._t0 = time.perf_counter()
-        self._started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._t0, self._started = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    def _save_npz(self, kind: str, split: str, **arrays: np.ndarray) -> Path:
+        path = self.path / f"{kind}_{split}.npz"
+        with atomic_write(path) as tmp:
+            np.savez_compressed(tmp, **arrays)
+        return path
 
     def save_predictions(self, split: str, ids: Sequence[str], probs: np.ndarray,
                          classes: Sequence[str]) -> Path:
         """Save ``probs`` (n × classes, in [0, 1]) for ``split`` keyed by product ``ids``."""
-        probs = np.asarray(probs, dtype=np.float32)
-        ids_arr = np.asarray([str(i) for i in ids])
+        probs, ids_arr = np.asarray(probs, dtype=np.float32), np.asarray([str(i) for i in ids])
         if probs.ndim != 2 or probs.shape != (len(ids_arr), len(classes)):
             raise ValueError(f"probs has shape {probs.shape}; expected ({len(ids_arr)}, {len(classes)})")
         if len(set(ids_arr.tolist())) != len(ids_arr):
             raise ValueError("duplicate product ids in predictions")
         if probs.size and (np.nanmin(probs) < 0 or np.nanmax(probs) > 1):
             raise ValueError("probabilities must lie in [0, 1]")
-        path = self.path / f"predictions_{split}.npz"
-        tmp = self.path / f".predictions_{split}.tmp.npz"
-        np.savez_compressed(tmp, ids=ids_arr, probs=probs, classes=np.asarray(list(classes)))
-        os.replace(tmp, path)
-        return path
+        return self._save_npz("predictions", split, ids=ids_arr, probs=probs, classes=np.asarray(list(classes)))
 
     def save_features(self, split: str, ids: Sequence[str], features: np.ndarray) -> Path:
         """Save per-product feature vectors (e.g. a classifier's penultimate layer, for early fusion)."""
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or len(features) != len(ids):
             raise ValueError(f"features have shape {features.shape}; expected ({len(ids)}, d)")
-        path = self.path / f"features_{split}.npz"
-        tmp = self.path / f".features_{split}.tmp.npz"
-        np.savez_compressed(tmp, ids=np.asarray([str(i) for i in ids]), features=features)
-        os.replace(tmp, path)
-        return path
+        return self._save_npz("features", split, ids=np.asarray([str(i) for i in ids]), features=features)
 
     def save_metrics(self, metrics: Mapping[str, Any]) -> Path:
         """Write ``metrics.json``."""
-        path = self.path / "metrics.json"
-        write_json(path, dict(metrics))
-        return path
+        return self.save_json("metrics", dict(metrics))
 
     def save_json(self, name: str, obj: Any) -> Path:
         """Write any other JSON output (``name`` without or with ``.json``)."""
-        path = self.path / (name if name.endswith(".json") else f"{name}.json")
-        write_json(path, obj)
+        write_json(path := self.path / (name if name.endswith(".json") else f"{name}.json"), obj)
         return path
 
     def finish(self, **notes: Any) -> dict[str, Any]:
         """Write ``manifest.json``; ``notes`` (e.g. ``weights="random init"``) are recorded in it."""
         self.notes.update(notes)
-        manifest = {
-            "stage": self.stage,
-            "profile": self.profile.name,
-            "profile_settings": self.profile.to_dict(),
-            "data_fingerprint": self.fingerprint,
-            "seed": self.seed,
-            "inputs": self.inputs,
-            "versions": package_versions(),
-            "git_commit": git_commit(),
-            "device": device_info(),
-            "started": self._started,
-            "wall_time_s": round(time.perf_counter() - self._t0, 2),
-            "notes": self.notes,
-        }
+        manifest = {"stage": self.stage, "profile": self.profile.name, "profile_settings": self.profile.to_dict(),
+                    "data_fingerprint": self.fingerprint, "seed": self.seed, "inputs": self.inputs,
+                    "versions": package_versions(), "git_commit": git_commit(), "device": device_info(),
+                    "started": self._started, "wall_time_s": round(time.perf_counter() - self._t0, 2),
+                    "notes": self.notes}
         write_json(self.path / "manifest.json", manifest)
         return manifest
-
-    def __enter__(self) -> StageOutput:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is None:
-            self.finish()
 
 
 class StageArtifacts:
     """Read access to a finished stage folder (see :func:`load_stage`)."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
-        self.path = path
-        self.manifest = manifest
-
-    @property
-    def stage(self) -> str:
-        return str(self.manifest["stage"])
-
-    @property
-    def profile(self) -> str:
-        return str(self.manifest["profile"])
-
-    @property
-    def fingerprint(self) -> str:
-        return str(self.manifest["data_fingerprint"])
+        self.path, self.manifest = path, manifest
+        self.stage, self.profile = str(manifest["stage"]), str(manifest["profile"])
+        self.fingerprint = str(manifest["data_fingerprint"])
 
     @property
     def metrics(self) -> dict[str, Any]:
         return self.load_json("metrics")
 
     def load_json(self, name: str) -> Any:
-        path = self.path / (name if name.endswith(".json") else f"{name}.json")
-        if not path.exists():
+        if not (path := self.path / (name if name.endswith(".json") else f"{name}.json")).exists():
             raise ArtifactError(f"{path} does not exist; rerun stage {self.stage!r}")
         return json.loads(path.read_text())
 
+    def _npz(self, kind: str, split: str) -> dict[str, np.ndarray]:
+        if not (path := self.path / f"{kind}_{split}.npz").exists():
+            raise ArtifactError(f"{path} does not exist; stage {self.stage!r} saved no {split!r} {kind}")
+        with np.load(path, allow_pickle=False) as data:
+            return dict(data)
+
     def predictions(self, split: str) -> Predictions:
         """The stage's predictions for ``split`` (``val`` or ``test``)."""
-        path = self.path / f"predictions_{split}.npz"
-        if not path.exists():
-            raise ArtifactError(f"{path} does not exist; stage {self.stage!r} saved no {split!r} predictions")
-        with np.load(path, allow_pickle=False) as data:
-            return Predictions(ids=data["ids"], probs=data["probs"], classes=data["classes"].tolist())
+        data = self._npz("predictions", split)
+        return Predictions(ids=data["ids"], probs=data["probs"], classes=data["classes"].tolist())
 
     def features(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, features)`` saved by :meth:`StageOutput.save_features` for ``split``."""
-        path = self.path / f"features_{split}.npz"
-        if not path.exists():
-            raise ArtifactError(f"{path} does not exist; stage {self.stage!r} saved no {split!r} features")
-        with np.load(path, allow_pickle=False) as data:
-            return data["ids"], data["features"]
+        data = self._npz("features", split)
+        return data["ids"], data["features"]
 
     def __repr__(self) -> str:
         return f"StageArtifacts({self.stage!r}, profile={self.profile!r}, fingerprint={self.fingerprint[:12]!r})"
@@ -291,20 +236,16 @@ class StageArtifacts:
 
 def load_stage(profile: str | Profile, stage: str, run_dir: str | os.PathLike[str] | None = None, *,
                fingerprint: str | None = None) -> StageArtifacts:
-    """Open ``runs/<profile>/<stage>``; refuse it if unfinished or from another profile or data.
-
-    ``fingerprint``, when given, must equal the stage's data fingerprint.
-    """
+    """Open ``runs/<profile>/<stage>``; refuse it if unfinished, from another profile or (when
+    ``fingerprint`` is given) from other data."""
     name = profile.name if isinstance(profile, Profile) else profile
     path = stage_path(name, stage, run_dir)
-    manifest_path = path / "manifest.json"
-    if not manifest_path.exists():
+    if not (manifest_path := path / "manifest.json").exists():
         raise ArtifactError(
             f"stage {stage!r} has no finished run for profile {name!r} ({manifest_path} is missing); "
             f"run it first: python -m prodlib run --profile {name}"
         )
-    manifest = json.loads(manifest_path.read_text())
-    art = StageArtifacts(path, manifest)
+    art = StageArtifacts(path, json.loads(manifest_path.read_text()))
     if art.profile != name:
         raise ArtifactMismatch(f"{path} holds a run of profile {art.profile!r}, not {name!r}")
     if fingerprint is not None and art.fingerprint != fingerprint:
@@ -317,19 +258,50 @@ def load_stage(profile: str | Profile, stage: str, run_dir: str | os.PathLike[st
 
 def check_same_run(stages: Iterable[StageArtifacts]) -> str:
     """Return the shared data fingerprint of ``stages``; raise :class:`ArtifactMismatch` naming the odd one."""
-    stages = list(stages)
-    if not stages:
+    if not (stages := list(stages)):
         raise ArtifactError("no stages given")
     first = stages[0]
     for other in stages[1:]:
         if other.profile != first.profile:
-            raise ArtifactMismatch(
-                f"cannot mix profiles: {first.stage!r} is from {first.profile!r}, "
-                f"{other.stage!r} from {other.profile!r}"
-            )
+            raise ArtifactMismatch(f"cannot mix profiles: {first.stage!r} is from {first.profile!r}, "
+                                   f"{other.stage!r} from {other.profile!r}")
         if other.fingerprint != first.fingerprint:
-            raise ArtifactMismatch(
-                f"cannot mix data: {first.stage!r} has fingerprint {first.fingerprint[:12]}, "
-                f"{other.stage!r} has {other.fingerprint[:12]}; rerun the older stage"
-            )
+            raise ArtifactMismatch(f"cannot mix data: {first.stage!r} has fingerprint {first.fingerprint[:12]}, "
+                                   f"{other.stage!r} has {other.fingerprint[:12]}; rerun the older stage")
     return first.fingerprint
+
+
+#: The stage folder of each modality's classifier (notebooks 02–04), in the order of every fusion input list.
+CLASSIFIER_STAGES: dict[str, str] = {"title": "02_title", "description": "03_description", "image": "04_image"}
+
+
+def load_classifier_stages(profile: str | Profile, run_dir: str | os.PathLike[str] | None,
+                           fingerprint: str) -> dict[str, StageArtifacts]:
+    """The three classifier stages of ``profile``'s run, refused unless all were run on the data with
+    ``fingerprint``. Notebooks 05 and 06."""
+    stages = {m: load_stage(profile, stage, run_dir, fingerprint=fingerprint) for m, stage in CLASSIFIER_STAGES.items()}
+    check_same_run(stages.values())
+    return stages
+
+
+def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str | os.PathLike[str] | None = None,
+                overrides: Mapping[str, Any] | str | None = None, inputs: Iterable[str] = ("01_data",)) -> tuple[
+                    Profile, Any, StageOutput]:
+    """The first lines of notebooks 02–06: profile (with ``overrides``, a mapping or JSON text), seed,
+    accelerators, the dataset of notebook 01 and the stage's output folder (opened now, so its wall time is
+    the notebook's). Returns ``(profile, dataset, output)``."""
+    from prodlib.accelerate import configure_accelerators
+    from prodlib.config import profile_from_params
+    from prodlib.dataset import load_dataset
+    from prodlib.train import set_seed
+
+    prof = profile_from_params(profile, overrides)
+    set_seed(prof.seed)
+    accel = configure_accelerators(prof)
+    ds = load_dataset(prof, run_dir)
+    out = StageOutput(prof, stage, fingerprint=ds.fingerprint, run_dir=run_dir, inputs=list(inputs))
+    out.notes["accelerators"] = accel
+    sizes = ", ".join(f"{split} {len(ids):,}" for split, ids in ds.splits.items())
+    print(f"profile {prof.name!r}: {len(ds.table):,} products, {ds.n_classes} classes ({sizes}); "
+          f"seed {prof.seed}; writing {out.path}")
+    return prof, ds, out

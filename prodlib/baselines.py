@@ -1,8 +1,5 @@
-"""A classical reference for Tables 1 and 3: TF-IDF features with one-vs-rest logistic regression.
-
-Fitted on the training split, its regularisation ``C`` tuned on validation micro-F1, scored on test — the
-same splits and labels as the neural classifiers. Explained in notebook 05 (*Fusion*).
-"""
+"""A classical reference for Tables 1 and 3 (notebook 05): TF-IDF and one-vs-rest logistic regression, fitted
+on train, ``C`` tuned on validation micro-F1, scored on test."""
 
 from __future__ import annotations
 
@@ -17,9 +14,9 @@ from prodlib.metrics import micro_f1
 
 __all__ = ["BaselineResult", "TfidfBaseline", "fit_tfidf_baseline", "tfidf_baselines"]
 
-
 class TfidfBaseline:
-    """TF-IDF (word uni+bigrams, one vectoriser per text field) → one-vs-rest logistic regression."""
+    """TF-IDF (word uni+bigrams, one vectoriser per text field) → one-vs-rest logistic regression. Texts are
+    one list of texts, or a list of fields (lists of texts of equal length)."""
 
     def __init__(self, C: float = 1.0, max_features: int = 50_000, ngram_range: tuple[int, int] = (1, 2),
                  min_df: int = 1, seed: int = 0) -> None:
@@ -31,7 +28,6 @@ class TfidfBaseline:
 
     @staticmethod
     def _fields(texts: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str]]:
-        """Accept one list of texts or a list of fields (each a list of texts, same length)."""
         if len(texts) and isinstance(texts[0], str):
             return [[str(t) for t in texts]]
         fields = [[("" if t is None else str(t)) for t in f] for f in texts]  # type: ignore[union-attr]
@@ -51,28 +47,25 @@ class TfidfBaseline:
         from sklearn.linear_model import LogisticRegression
         from sklearn.multiclass import OneVsRestClassifier
 
-        fields = self._fields(texts)
-        y = np.asarray(y)
+        fields, y = self._fields(texts), np.asarray(y)
         if y.ndim != 2 or len(y) != len(fields[0]):
             raise ValueError(f"labels have shape {y.shape}; expected ({len(fields[0])}, n_classes)")
         self.vectorizers = []
         for f in fields:
-            vec = TfidfVectorizer(lowercase=True, ngram_range=self.ngram_range, max_features=self.max_features,
-                                  min_df=self.min_df, sublinear_tf=True, token_pattern=r"(?u)\b\w\w+\b")
             try:
-                vec.fit(f)
+                vec = TfidfVectorizer(lowercase=True, ngram_range=self.ngram_range, max_features=self.max_features,
+                                      min_df=self.min_df, sublinear_tf=True, token_pattern=r"(?u)\b\w\w+\b").fit(f)
             except ValueError:  # a field with no words at all (e.g. every description empty)
                 vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 1)).fit([*f, "_"])
             self.vectorizers.append(vec)
-        x = self._transform(fields)
         clf = LogisticRegression(C=self.C, solver="liblinear", max_iter=1000, random_state=self.seed)
         with warnings.catch_warnings():  # classes absent from train become constant predictors
             warnings.simplefilter("ignore", UserWarning)
-            self.model = OneVsRestClassifier(clf).fit(x, y)
+            self.model = OneVsRestClassifier(clf).fit(self._transform(fields), y)
         return self
 
     def predict(self, texts: Sequence[str] | Sequence[Sequence[str]]) -> np.ndarray:
-        """Probabilities ``n × C`` in [0, 1]."""
+        """``float32`` probabilities, products × classes."""
         if self.model is None:
             raise RuntimeError("fit the baseline before predict")
         return np.asarray(self.model.predict_proba(self._transform(self._fields(texts))), dtype=np.float32)
@@ -93,38 +86,33 @@ class BaselineResult:
 def fit_tfidf_baseline(name: str, train: Sequence[Any], y_train: np.ndarray, val: Sequence[Any], y_val: np.ndarray,
                        test: Sequence[Any], *, Cs: Sequence[float] = (0.3, 1.0, 3.0, 10.0, 30.0),
                        threshold: float = 0.5, seed: int = 0, **kwargs: Any) -> BaselineResult:
-    """Fit on train for each ``C``, keep the one with the best validation micro-F1 (test is never used to
-    choose), and return its validation and test probabilities."""
+    """Fit on train for each ``C``; keep the best validation micro-F1 (first on ties; test never chooses)."""
     if not Cs:
         raise ValueError("give at least one value of C")
-    best: tuple[float, float, TfidfBaseline, np.ndarray] | None = None
     scores: dict[float, float] = {}
-    for C in Cs:
+    best: tuple[float, TfidfBaseline, np.ndarray] | None = None
+    for C in map(float, Cs):
         model = TfidfBaseline(C=C, seed=seed, **kwargs).fit(train, y_train)
         pv = model.predict(val)
-        scores[float(C)] = micro_f1(y_val, pv, threshold)
-        if best is None or scores[float(C)] > best[0]:
-            best = (scores[float(C)], float(C), model, pv)
+        scores[C] = micro_f1(y_val, pv, threshold)
+        if best is None or scores[C] > best[0]:
+            best = (scores[C], model, pv)
     assert best is not None
-    _, C, model, pv = best
-    return BaselineResult(name, C, scores, pv, model.predict(test), model)
+    _, model, pv = best
+    return BaselineResult(name, model.C, scores, pv, model.predict(test), model)
 
 
 def tfidf_baselines(parts: Mapping[str, Any], ys: Mapping[str, np.ndarray], *, progress: bool = True,
                     **kwargs: Any) -> dict[str, BaselineResult]:
-    """The three reference rows on a dataset's splits: ``tfidf_title``, ``tfidf_description`` and
-    ``tfidf_title+description``. ``parts`` maps ``train``/``val``/``test`` to frames with ``title`` and
-    ``description`` columns; ``ys`` to their label matrices."""
+    """``tfidf_title``, ``tfidf_description`` and ``tfidf_title+description`` on ``parts`` (``train``/``val``/
+    ``test`` frames with those columns) and ``ys`` (their label matrices)."""
     from tqdm.auto import tqdm
-
-    def col(split: str, c: str) -> list[str]:
-        return parts[split][c].fillna("").astype(str).tolist()
 
     specs = {"tfidf_title": ("title",), "tfidf_description": ("description",),
              "tfidf_title+description": ("title", "description")}
     out = {}
     for name, cols in tqdm(specs.items(), desc="TF-IDF baselines", disable=not progress):
-        data = {s: [col(s, c) for c in cols] for s in ("train", "val", "test")}
+        data = {s: [parts[s][c].fillna("").astype(str).tolist() for c in cols] for s in ("train", "val", "test")}
         out[name] = fit_tfidf_baseline(name, data["train"], ys["train"], data["val"], ys["val"], data["test"],
                                        **kwargs)
     return out

@@ -1,18 +1,6 @@
-"""The setup cell of every notebook: detect Colab, report the GPU, pick a default profile.
-
-The first cell of each notebook (tagged ``remove-cell``, so the book does not show it) is::
-
-    import sys
-    if "google.colab" in sys.modules:
-        %pip install -q "prodlib @ git+https://github.com/prodlib-study/prodlib"
-    from prodlib.colab import setup_notebook
-    setup_notebook()
-
-:func:`setup_notebook` is cheap (well under a second): it never imports TensorFlow, JAX or PyTorch; it
-asks ``nvidia-smi`` for the GPUs, and asks a deep-learning library only if one is already imported.
-When ``$PRODLIB_PROFILE`` is unset it chooses a default profile for the hardware and data at hand (see
-:func:`choose_profile`) and exports it, so that the parameters cell's ``PROFILE = None`` resolves to it.
-Explained in the book's chapter *Reproduce it yourself* (section *Running on Colab*).
+"""The setup cell of every notebook (first cell, tagged ``remove-cell``): detect Colab, report the GPU and export a
+default profile so that the parameters cell's ``PROFILE = None`` resolves to it. Cheap: never imports TensorFlow,
+JAX or PyTorch. Explained in the book's chapter *Reproduce it yourself* (section *Running on Colab*).
 """
 
 from __future__ import annotations
@@ -25,39 +13,27 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prodlib.accelerate import accelerators
 from prodlib.config import PROFILES, ProfileError
 
-__all__ = [
-    "REPOSITORY_URL",
-    "SetupInfo",
-    "choose_profile",
-    "detect_gpus",
-    "on_colab",
-    "setup_notebook",
-]
+__all__ = ["REPOSITORY_URL", "SetupInfo", "choose_profile", "detect_gpus", "on_colab", "setup_notebook"]
 
+#: The study's repository; Colab installs ``prodlib`` from it.
 REPOSITORY_URL = "https://github.com/prodlib-study/prodlib"
-"""The study's repository; Colab installs ``prodlib`` from it."""
-
 GPU_HINT = "On Colab: Runtime > Change runtime type > Hardware accelerator: GPU (T4 is enough), then rerun."
 
 
 @dataclass(frozen=True)
 class SetupInfo:
-    """What :func:`setup_notebook` found and decided."""
+    """What :func:`setup_notebook` found and decided: Colab or not, the visible NVIDIA GPUs' names, the profile
+    that ``PROFILE = None`` resolves to and why, ``$KERAS_BACKEND`` (``tensorflow`` when unset) and hints."""
 
     on_colab: bool
-    """Running inside Google Colab."""
     gpus: tuple[str, ...]
-    """Names of the visible NVIDIA GPUs (empty without one)."""
     profile: str
-    """The profile a notebook runs when its parameters cell leaves ``PROFILE = None``."""
     profile_reason: str
-    """Why that profile was chosen (set by the user, or chosen for the hardware and data)."""
     keras_backend: str
-    """``$KERAS_BACKEND`` (Keras 3's default, ``tensorflow``, when unset)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
-    """Hints printed for the reader (how to turn on a GPU, where the data must come from)."""
 
     @property
     def has_gpu(self) -> bool:
@@ -66,16 +42,12 @@ class SetupInfo:
 
     def summary(self) -> str:
         """The lines :func:`setup_notebook` prints."""
-        where = "Google Colab" if self.on_colab else "local Python"
-        gpu = ", ".join(self.gpus) if self.gpus else "none (CPU only)"
-        lines = [
-            f"prodlib setup: {where}, Python {sys.version.split()[0]}",
-            f"  GPU: {gpu}",
-            f"  Keras backend: {self.keras_backend}",
-            f"  profile: {self.profile} ({self.profile_reason})",
-        ]
-        lines += [f"  note: {note}" for note in self.notes]
-        return "\n".join(lines)
+        return "\n".join([f"prodlib setup: {'Google Colab' if self.on_colab else 'local Python'}, "
+                          f"Python {sys.version.split()[0]}",
+                          f"  GPU: {', '.join(self.gpus) if self.gpus else 'none (CPU only)'}",
+                          f"  Keras backend: {self.keras_backend}",
+                          f"  profile: {self.profile} ({self.profile_reason})",
+                          *(f"  note: {note}" for note in self.notes)])
 
 
 def on_colab(modules: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> bool:
@@ -85,66 +57,30 @@ def on_colab(modules: Mapping[str, object] | None = None, environ: Mapping[str, 
     return "google.colab" in modules or bool(environ.get("COLAB_RELEASE_TAG"))
 
 
-def detect_gpus(*, nvidia_smi: str = "nvidia-smi", timeout: float = 5.0,
-                modules: Mapping[str, object] | None = None,
+def detect_gpus(*, nvidia_smi: str = "nvidia-smi", timeout: float = 5.0, modules: Mapping[str, object] | None = None,
                 run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run) -> tuple[str, ...]:
-    """Names of the visible NVIDIA GPUs, e.g. ``("Tesla T4 (15360 MiB)",)``; empty when there is none.
-
-    Asks ``nvidia-smi`` (found on ``$PATH`` or given as a path); when it is absent or fails, asks
-    TensorFlow, JAX or PyTorch **only if already imported** (importing one would take seconds).
-    Never raises: a probe that fails counts as "no GPU".
-    """
-    exe = shutil.which(nvidia_smi)
-    if exe:
+    """Names of the visible NVIDIA GPUs, e.g. ``("Tesla T4 (15360 MiB)",)``, from ``nvidia-smi``, else from
+    TensorFlow, JAX or PyTorch **only if already imported**; empty when there is none. Never raises."""
+    if exe := shutil.which(nvidia_smi):
         try:
             done = run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader"],
                        capture_output=True, text=True, timeout=timeout, check=False)
         except (OSError, subprocess.SubprocessError):
             done = None
         if done is not None and done.returncode == 0:
-            names = []
-            for line in done.stdout.splitlines():
-                parts = [p.strip() for p in line.split(",")]
-                if parts and parts[0]:
-                    names.append(f"{parts[0]} ({parts[1]})" if len(parts) > 1 and parts[1] else parts[0])
-            if names:
-                return tuple(names)
-    return _gpus_from_loaded_backend(sys.modules if modules is None else modules)
-
-
-def _gpus_from_loaded_backend(modules: Mapping[str, object]) -> tuple[str, ...]:
-    """GPUs seen by an already-imported deep-learning library (never imports one)."""
-    try:
-        if "tensorflow" in modules:
-            tf = modules["tensorflow"]
-            return tuple(d.name for d in tf.config.list_physical_devices("GPU"))  # type: ignore[attr-defined]
-        if "jax" in modules:
-            jax = modules["jax"]
-            return tuple(str(d) for d in jax.devices() if d.platform == "gpu")  # type: ignore[attr-defined]
-        if "torch" in modules:
-            torch = modules["torch"]
-            cuda = torch.cuda  # type: ignore[attr-defined]
-            return tuple(cuda.get_device_name(i) for i in range(cuda.device_count())) if cuda.is_available() else ()
-    except Exception:  # a probe must never break the setup cell
-        return ()
-    return ()
+            rows = [[p.strip() for p in line.split(",")] for line in done.stdout.splitlines()]
+            if names := tuple(f"{r[0]} ({r[1]})" if len(r) > 1 and r[1] else r[0] for r in rows if r[0]):
+                return names
+    return tuple(getattr(d, "name", str(d)) for d in accelerators(sys.modules if modules is None else modules))
 
 
 def choose_profile(*, colab: bool, has_gpu: bool, environ: Mapping[str, str] | None = None,
                    profile_env: str = "PRODLIB_PROFILE") -> tuple[str, str]:
-    """The default profile and the reason, as ``(name, reason)``.
-
-    1. ``$PRODLIB_PROFILE`` (or ``profile_env``) when set — it must name a profile;
-    2. ``sample`` when a real catalog is configured (``$PRODLIB_CATALOG``) and the machine can train on it
-       in reasonable time: a GPU, or any machine that is not a CPU-only Colab runtime;
-    3. ``smoke`` otherwise (the embedded synthetic catalog: needs no data, minutes on a CPU).
-
-    ``full`` is never chosen automatically: it downloads the 3 GB Amazon catalog and trains for hours on
-    a GPU; ask for it explicitly (``PRODLIB_PROFILE=full``).
-    """
+    """The default profile and why, as ``(name, reason)``: ``$PRODLIB_PROFILE`` (``profile_env``) when set; else
+    ``sample`` when ``$PRODLIB_CATALOG`` names a real catalog, unless on a CPU-only Colab runtime; else ``smoke``.
+    ``full`` (hours on a GPU) is never chosen automatically."""
     environ = os.environ if environ is None else environ
-    chosen = environ.get(profile_env, "").strip()
-    if chosen:
+    if chosen := environ.get(profile_env, "").strip():
         if chosen not in PROFILES:
             raise ProfileError(f"${profile_env}={chosen!r} is not a profile; choose one of {', '.join(PROFILES)}")
         return chosen, f"set by ${profile_env}"
@@ -159,13 +95,8 @@ def choose_profile(*, colab: bool, has_gpu: bool, environ: Mapping[str, str] | N
 def setup_notebook(*, profile_env: str = "PRODLIB_PROFILE", environ: MutableMapping[str, str] | None = None,
                    modules: Mapping[str, object] | None = None, nvidia_smi: str = "nvidia-smi",
                    quiet: bool = False) -> SetupInfo:
-    """Detect Colab and the GPU, choose and export the default profile, print a short report.
-
-    Called by the first cell of every notebook. Sets ``os.environ[profile_env]`` when unset, so that the
-    parameters cell's ``PROFILE = None`` resolves to the chosen profile; an explicit ``PROFILE`` in the
-    parameters cell (or papermill's ``-p PROFILE …``) still wins. ``environ``, ``modules`` and
-    ``nvidia_smi`` exist for tests. Explained in the *Reproduce it yourself* chapter.
-    """
+    """Detect Colab and the GPU, export the default profile as ``os.environ[profile_env]`` (an explicit ``PROFILE``
+    parameter still wins) and print a short report; ``environ``, ``modules`` and ``nvidia_smi`` exist for tests."""
     environ = os.environ if environ is None else environ
     colab = on_colab(modules, environ)
     gpus = detect_gpus(nvidia_smi=nvidia_smi, modules=modules)

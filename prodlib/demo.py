@@ -1,13 +1,6 @@
-"""The embedded demo catalog: a seeded, *synthetic* product catalog in the same table form the real
-readers return, so the whole study builds anywhere offline (the ``smoke`` profile).
-
-It has a real category hierarchy (roots, departments, leaves; generic names such as ``Accessories`` and
-``Women`` recur under several roots and merge when flattened, as in Amazon's tree), multi-label products
-(a second path for some), a long-tailed class distribution, and modalities that carry partial,
-complementary evidence: some leaves are named in titles, others only show in the image (a pattern drawn on
-it), descriptions are noisy and sometimes missing. Every product's ``source`` says ``synthetic-demo``.
-Explained in notebook 01 (*Data exploration*).
-"""
+"""The embedded demo catalog: a seeded, *synthetic* catalog in the readers' table form, so the study builds
+offline (``smoke``): a hierarchy whose generic names (``Women``) recur under several roots, multi-label
+products, a long tail, modalities with partial, complementary evidence. Explained in notebook 01."""
 
 from __future__ import annotations
 
@@ -24,49 +17,24 @@ DEMO_SOURCE = "synthetic-demo"
 
 #: root -> department -> leaves. Departments named ``Women``/``Men``/``Accessories`` recur across roots.
 DEMO_TREE: dict[str, dict[str, list[str]]] = {
-    "Clothing, Shoes & Jewelry": {
-        "Women": ["Dresses", "Sandals", "Handbags"],
-        "Men": ["Shirts", "Boots"],
-        "Accessories": ["Scarves", "Sunglasses"],
-    },
-    "Home & Kitchen": {
-        "Kitchen": ["Cookware", "Mugs", "Knives"],
-        "Bedding": ["Pillows", "Quilts"],
-    },
-    "Pet Supplies": {
-        "Dogs": ["Chew Toys", "Leashes"],
-        "Cats": ["Scratchers", "Litter"],
-        "Accessories": ["Pet Bowls"],
-    },
-    "Sports & Outdoors": {
-        "Women": ["Yoga Mats", "Running Shoes"],
-        "Boating": ["Life Jackets", "Paddles"],
-        "Accessories": ["Water Bottles"],
-    },
-    "Office Products": {
-        "Writing": ["Ballpoint Pens", "Notebooks"],
-        "Accessories": ["Desk Organizers"],
-    },
+    "Clothing, Shoes & Jewelry": {"Women": ["Dresses", "Sandals", "Handbags"], "Men": ["Shirts", "Boots"],
+                                  "Accessories": ["Scarves", "Sunglasses"]},
+    "Home & Kitchen": {"Kitchen": ["Cookware", "Mugs", "Knives"], "Bedding": ["Pillows", "Quilts"]},
+    "Pet Supplies": {"Dogs": ["Chew Toys", "Leashes"], "Cats": ["Scratchers", "Litter"], "Accessories": ["Pet Bowls"]},
+    "Sports & Outdoors": {"Women": ["Yoga Mats", "Running Shoes"], "Boating": ["Life Jackets", "Paddles"],
+                          "Accessories": ["Water Bottles"]},
+    "Office Products": {"Writing": ["Ballpoint Pens", "Notebooks"], "Accessories": ["Desk Organizers"]},
 }
 
-_ROOT_WORDS = {
-    "Clothing, Shoes & Jewelry": ["fashion", "wear", "style", "fit"],
-    "Home & Kitchen": ["home", "kitchen", "household", "decor"],
-    "Pet Supplies": ["pet", "animal", "puppy", "kitten"],
-    "Sports & Outdoors": ["sport", "outdoor", "training", "active"],
-    "Office Products": ["office", "desk", "work", "school"],
-}
+_ROOT_WORDS = dict(zip(DEMO_TREE, [s.split() for s in ("fashion wear style fit", "home kitchen household decor",
+                                                          "pet animal puppy kitten", "sport outdoor training active",
+                                                          "office desk work school")], strict=True))
 _FILLER = ("premium quality new classic durable soft everyday great value perfect gift easy lightweight "
            "comfortable modern design best seller original authentic brand item product pack set color "
            "size large small medium model series edition").split()
 _BRANDS = ["Acme", "Nordia", "Kestrel", "Bluefin", "Orla", "Tamaro", "Vexa", "Lumen", "Pico", "Halden"]
-_ROOT_COLOURS = {  # background hue per root: the image shows the root
-    "Clothing, Shoes & Jewelry": (205, 92, 120),
-    "Home & Kitchen": (90, 150, 200),
-    "Pet Supplies": (120, 180, 90),
-    "Sports & Outdoors": (235, 160, 60),
-    "Office Products": (150, 120, 200),
-}
+_ROOT_COLOURS = dict(zip(DEMO_TREE, [(205, 92, 120), (90, 150, 200), (120, 180, 90), (235, 160, 60),
+                                     (150, 120, 200)], strict=True))  # background hue: the image shows the root
 _SHAPES = ("circle", "square", "triangle", "diamond", "cross")
 
 
@@ -84,23 +52,20 @@ class DemoLeaf:
 
 
 def demo_leaves() -> list[DemoLeaf]:
-    """All leaves in a fixed order. Every other leaf is *image-only*: its name never appears in titles,
-    only its stripe pattern in the image (and sometimes its keyword in the description)."""
+    """All leaves in a fixed order; every other leaf is *image-only* (never named in titles, only its stripe
+    pattern in the image and sometimes its keyword in the description)."""
     leaves: list[DemoLeaf] = []
     for r, (root, departments) in enumerate(DEMO_TREE.items()):
         for d, (department, names) in enumerate(departments.items()):
             for name in names:
                 n = len(leaves)
-                leaves.append(DemoLeaf(root=root, department=department, leaf=name,
-                                       keyword=name.lower().rstrip("s").replace(" ", "-"),
-                                       named_in_title=n % 2 == 0, stripes=1 + n % 4,
-                                       shape=_SHAPES[(r + d) % len(_SHAPES)]))
+                leaves.append(DemoLeaf(root, department, name, name.lower().rstrip("s").replace(" ", "-"),
+                                       n % 2 == 0, 1 + n % 4, _SHAPES[(r + d) % len(_SHAPES)]))
     return leaves
 
 
 def _draw(leaf: DemoLeaf, rng: np.random.Generator, size: int) -> np.ndarray:
-    """A product photo stand-in: background from the root, a shape from the department, stripes from the
-    leaf, plus noise and jitter."""
+    """A photo stand-in: background from the root, shape from the department, stripes from the leaf, noise."""
     from PIL import Image, ImageDraw
 
     base = np.array(_ROOT_COLOURS[leaf.root], dtype=float) + rng.normal(0, 18, 3)
@@ -110,28 +75,22 @@ def _draw(leaf: DemoLeaf, rng: np.random.Generator, size: int) -> np.ndarray:
     for k in range(leaf.stripes):
         y = int(size * (0.12 + 0.16 * k)) + int(rng.integers(-2, 3))
         draw.rectangle([0, y, size, y + max(2, size // 24)], fill=(250, 250, 250))
-    c = size / 2 + rng.normal(0, size / 14, 2)
-    r = size * rng.uniform(0.18, 0.26)
-    box = [c[0] - r, c[1] - r, c[0] + r, c[1] + r]
-    if leaf.shape == "circle":
-        draw.ellipse(box, fill=ink)
-    elif leaf.shape == "square":
-        draw.rectangle(box, fill=ink)
-    elif leaf.shape == "triangle":
-        draw.polygon([(c[0], c[1] - r), (c[0] - r, c[1] + r), (c[0] + r, c[1] + r)], fill=ink)
-    elif leaf.shape == "diamond":
-        draw.polygon([(c[0], c[1] - r), (c[0] + r, c[1]), (c[0], c[1] + r), (c[0] - r, c[1])], fill=ink)
+    (x, y), r = size / 2 + rng.normal(0, size / 14, 2), size * rng.uniform(0.18, 0.26)
+    polygons = {"triangle": [(x, y - r), (x - r, y + r), (x + r, y + r)],
+                "diamond": [(x, y - r), (x + r, y), (x, y + r), (x - r, y)]}
+    if leaf.shape in ("circle", "square"):
+        (draw.ellipse if leaf.shape == "circle" else draw.rectangle)([x - r, y - r, x + r, y + r], fill=ink)
+    elif leaf.shape in polygons:
+        draw.polygon(polygons[leaf.shape], fill=ink)
     else:
-        w = r / 3
-        draw.rectangle([c[0] - w, c[1] - r, c[0] + w, c[1] + r], fill=ink)
-        draw.rectangle([c[0] - r, c[1] - w, c[0] + r, c[1] + w], fill=ink)
+        draw.rectangle([x - r / 3, y - r, x + r / 3, y + r], fill=ink)
+        draw.rectangle([x - r, y - r / 3, x + r, y + r / 3], fill=ink)
     arr = np.asarray(img, dtype=float) + rng.normal(0, 10, (size, size, 3))
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
 def _title(leaf: DemoLeaf, rng: np.random.Generator) -> str:
-    words = [str(rng.choice(_BRANDS))]
-    words += list(rng.choice(_FILLER, size=int(rng.integers(1, 4)), replace=False))
+    words = [str(rng.choice(_BRANDS)), *rng.choice(_FILLER, size=int(rng.integers(1, 4)), replace=False)]
     if rng.random() < 0.6:
         words.append(str(rng.choice(_ROOT_WORDS[leaf.root])))
     if leaf.department in ("Women", "Men") and rng.random() < 0.5:
@@ -153,27 +112,21 @@ def _description(leaf: DemoLeaf, rng: np.random.Generator) -> str:
     if leaf.department in ("Boating", "Dogs", "Cats", "Kitchen", "Writing") and rng.random() < 0.5:
         words.insert(0, leaf.department.lower())
     text = " ".join(words)
-    if rng.random() < 0.2:
-        text = f"<p>{text}</p> <b>Size:</b> {int(rng.integers(1, 60))} cm"
-    return text
+    return f"<p>{text}</p> <b>Size:</b> {int(rng.integers(1, 60))} cm" if rng.random() < 0.2 else text
 
 
 def generate_demo_catalog(n_products: int, seed: int, image_dir: str | os.PathLike[str] | None = None,
                           image_size: int = 96) -> pd.DataFrame:
-    """Generate ``n_products`` synthetic products (the catalog table contract), seeded.
-
-    Leaf popularity follows a Zipf-like law (a long tail); 30 % of products get a second path
-    (a sibling leaf, or the ``Gift Ideas`` root); 2 % have no image. Images are written as JPEG files into
-    ``image_dir`` when given (existing files are reused), else ``image`` is ``None``.
-    """
+    """``n_products`` seeded synthetic products (the catalog table). Zipf-like leaf popularity; 30 % get a
+    second path (a sibling leaf or ``Gift Ideas``); with ``image_dir`` JPEGs are written there (existing files
+    reused) and 2 % have no image, without it ``image`` is ``None``."""
     if n_products <= 0:
         raise ValueError(f"n_products must be positive, got {n_products}")
     rng = np.random.default_rng(seed)
     leaves = demo_leaves()
-    order = rng.permutation(len(leaves))
     weights = 1.0 / (1.0 + np.arange(len(leaves))) ** 0.9
     p = np.empty(len(leaves))
-    p[order] = weights / weights.sum()
+    p[rng.permutation(len(leaves))] = weights / weights.sum()  # a random leaf order, Zipf-like popularity
     out_dir = Path(image_dir) if image_dir is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,15 +136,13 @@ def generate_demo_catalog(n_products: int, seed: int, image_dir: str | os.PathLi
         paths = [[leaf.root, leaf.department, leaf.leaf]]
         if rng.random() < 0.3:
             if rng.random() < 0.5:
-                siblings = [x for x in leaves if x.department == leaf.department and x.root == leaf.root
-                            and x.leaf != leaf.leaf]
+                siblings = [x for x in leaves if (x.root, x.department) == (leaf.root, leaf.department) and x != leaf]
                 if siblings:
                     other = siblings[int(rng.integers(0, len(siblings)))]
                     paths.append([other.root, other.department, other.leaf])
             else:
                 paths.append(["Gift Ideas", leaf.root.split(",")[0].split(" &")[0]])
-        pid = f"demo{seed:03d}-{i:05d}"
-        image = None
+        pid, image = f"demo{seed:03d}-{i:05d}", None
         pixels = _draw(leaf, rng, image_size)
         if out_dir is not None and rng.random() >= 0.02:
             path = out_dir / f"{pid}.jpg"

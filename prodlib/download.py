@@ -1,21 +1,18 @@
-"""Downloads of the study's public sources: cached, resumable, atomic, verified, and honest when a link died.
-
-:data:`SOURCES` is the one registry of where each catalog and pretrained asset comes from (URL,
-homepage, what to do when the host has moved). :func:`fetch` downloads into a folder: a file that is
-already there is returned without touching the network; an interrupted download continues from
-``<file>.part`` with an HTTP ``Range`` request (or restarts when the server ignores ``Range``); the final
-name appears only once the size and checksum are verified. A dead link raises :class:`DownloadError`
-naming the URL, the source's homepage and how to use a local copy instead. Explained in notebook 01
-(*Data exploration*) and the *Reproduce it yourself* chapter.
+"""Downloads of the study's public sources: cached, resumable, atomic, verified, and honest when a link died
+(notebook 01, *Reproduce it yourself*). :data:`SOURCES` registers where each catalog and pretrained asset comes
+from; :func:`fetch` resumes ``<file>.part`` with HTTP ``Range`` and names the final file only once verified; a dead
+link raises :class:`DownloadError` saying where else the data lives. Every HTTP request of prodlib goes through here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -24,11 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SOURCES", "DownloadError", "Source", "amazon2014_category", "fetch", "sha256_of"]
+__all__ = ["SOURCES", "DownloadError", "HttpFailure", "Source", "amazon2014_category", "fetch", "http_get", "offline",
+           "reachable", "sha256_of"]
 
 _CHUNK = 1 << 20
 _BACKOFF_S = 0.5
 _USER_AGENT = "prodlib (reproducible product-classification study)"
+OFFLINE_ENV = "PRODLIB_OFFLINE"
+_RETRY_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 
 class DownloadError(RuntimeError):
@@ -37,7 +37,8 @@ class DownloadError(RuntimeError):
 
 @dataclass(frozen=True)
 class Source:
-    """One public source: where its file is (``url`` may be ``None`` when only a manual download works)."""
+    """One public source: where its file is (``url`` is ``None`` when only a manual download works) and ``env``,
+    the environment variable that points at a local copy instead (read by the caller, e.g. ``catalog``)."""
 
     name: str
     url: str | None
@@ -47,71 +48,37 @@ class Source:
     homepage: str = ""
     note: str = ""
     env: str | None = None
-    """Environment variable that points at a local copy instead (read by the caller, e.g. ``catalog``)."""
 
 
 _SNAP = "http://snap.stanford.edu/data/amazon/productGraph"
 
-SOURCES: dict[str, Source] = {
-    "amazon2014": Source(
-        name="amazon2014",
-        url=f"{_SNAP}/metadata.json.gz",
-        filename="metadata.json.gz",
-        homepage="https://cseweb.ucsd.edu/~jmcauley/datasets/amazon/links.html",
-        note=("Amazon product metadata, McAuley et al. (SIGIR 2015 / WWW 2016): 9.4 M products, about 3 GB "
-              "compressed, one Python dict literal per line. The paper used it. The files have moved between "
-              "hosts before (snap.stanford.edu, then jmcauley.ucsd.edu); the homepage gives the current "
-              "links and access terms, and a copy you already have can always be used."),
-        env="PRODLIB_AMAZON2014",
-    ),
-    "amazon2018": Source(
-        name="amazon2018",
-        url=None,
-        filename="meta_<Category>.json.gz",
-        homepage="https://nijianmo.github.io/amazon/index.html",
-        note=("Amazon review data 2018 (Ni, Li, McAuley, EMNLP 2019): per-category metadata files "
-              "meta_<Category>.json.gz, JSON lines. Download the category you want from the homepage "
-              "(access form) and read it with PRODLIB_CATALOG=amazon2018:/path/meta_<Category>.json.gz."),
-        env="PRODLIB_CATALOG",
-    ),
-    "amazon2023": Source(
-        name="amazon2023",
-        url=None,
-        filename="meta_<Category>.jsonl.gz",
-        homepage="https://amazon-reviews-2023.github.io/",
-        note=("Amazon Reviews 2023 (Hou et al., 2024): per-category item metadata meta_<Category>.jsonl, "
-              "keyed by parent_asin. Download from the homepage (or the Hugging Face dataset "
-              "McAuley-Lab/Amazon-Reviews-2023) and read it with PRODLIB_CATALOG=amazon2023:/path/file."),
-        env="PRODLIB_CATALOG",
-    ),
-    "flipkart": Source(
-        name="flipkart",
-        url=None,
-        filename="flipkart_com-ecommerce_sample.csv",
-        homepage="https://www.kaggle.com/datasets/PromptCloudHQ/flipkart-products",
-        note=("Flipkart products (PromptCloud crawl, 2016): a CSV of 20,000 products with image URLs. Kaggle "
-              "needs a login, so download it by hand; a folder with the CSV and images/<uniq_id>.jpg is read "
-              "with PRODLIB_CATALOG=flipkart:/path/to/folder."),
-        env="PRODLIB_CATALOG",
-    ),
-    "glove": Source(
-        name="glove",
-        url="https://nlp.stanford.edu/data/glove.6B.zip",
-        filename="glove.6B.zip",
-        homepage="https://nlp.stanford.edu/projects/glove/",
-        note=("GloVe 6B (Wikipedia 2014 + Gigaword 5) word vectors, 50/100/200/300 dimensions, about 822 MB "
-              "zipped; the paper's title model uses the 300-d vectors. A local glove.6B.300d.txt works too."),
-    ),
-    "word2vec": Source(
-        name="word2vec",
-        url=None,
-        filename="GoogleNews-vectors-negative300.bin.gz",
-        homepage="https://code.google.com/archive/p/word2vec/",
-        note=("GoogleNews word2vec, 300-d, 3 M words (about 1.6 GB). Google no longer serves a direct link; "
-              "gensim's downloader has it as 'word2vec-google-news-300' "
-              "(python -m gensim.downloader --download word2vec-google-news-300), or use a local .bin(.gz)."),
-    ),
-}
+SOURCES: dict[str, Source] = {s.name: s for s in [
+    Source("amazon2014", f"{_SNAP}/metadata.json.gz", "metadata.json.gz", env="PRODLIB_AMAZON2014",
+           homepage="https://cseweb.ucsd.edu/~jmcauley/datasets/amazon/links.html",
+           note="Amazon product metadata, McAuley et al. (SIGIR 2015 / WWW 2016), the paper's data: 9.4 M products, "
+                "about 3 GB compressed, one Python dict literal per line. It has moved between hosts before "
+                "(snap.stanford.edu, jmcauley.ucsd.edu); the homepage has the current links and access terms."),
+    Source("amazon2018", None, "meta_<Category>.json.gz", env="PRODLIB_CATALOG",
+           homepage="https://nijianmo.github.io/amazon/index.html",
+           note="Amazon review data 2018 (Ni, Li, McAuley, EMNLP 2019): per-category JSON-lines metadata. Download "
+                "a category from the homepage (access form); read it with PRODLIB_CATALOG=amazon2018:/path/file."),
+    Source("amazon2023", None, "meta_<Category>.jsonl.gz", env="PRODLIB_CATALOG",
+           homepage="https://amazon-reviews-2023.github.io/",
+           note="Amazon Reviews 2023 (Hou et al., 2024): per-category item metadata (also the Hugging Face dataset "
+                "McAuley-Lab/Amazon-Reviews-2023); read it with PRODLIB_CATALOG=amazon2023:/path/file."),
+    Source("flipkart", None, "flipkart_com-ecommerce_sample.csv", env="PRODLIB_CATALOG",
+           homepage="https://www.kaggle.com/datasets/PromptCloudHQ/flipkart-products",
+           note="Flipkart products (PromptCloud, 2016): 20,000 products with image URLs; Kaggle needs a login. Read a "
+                "folder with the CSV and images/<uniq_id>.jpg with PRODLIB_CATALOG=flipkart:/path/to/folder."),
+    Source("glove", "https://nlp.stanford.edu/data/glove.6B.zip", "glove.6B.zip",
+           homepage="https://nlp.stanford.edu/projects/glove/",
+           note="GloVe 6B word vectors (Wikipedia 2014 + Gigaword 5), 50-300 dimensions, about 822 MB zipped; the "
+                "paper's title model uses the 300-d ones. A local glove.6B.300d.txt works too."),
+    Source("word2vec", None, "GoogleNews-vectors-negative300.bin.gz",
+           homepage="https://code.google.com/archive/p/word2vec/",
+           note="GoogleNews word2vec, 300-d, 3 M words (1.6 GB), no direct link: use a local .bin(.gz) or gensim "
+                "(python -m gensim.downloader --download word2vec-google-news-300)."),
+]}
 
 
 def amazon2014_category(category: str) -> Source:
@@ -122,15 +89,6 @@ def amazon2014_category(category: str) -> Source:
     return Source(name=f"amazon2014:{category}", url=f"{_SNAP}/categoryFiles/meta_{category}.json.gz",
                   filename=f"meta_{category}.json.gz", homepage=base.homepage,
                   note="Per-category slice of the 2014 metadata. " + base.note, env=base.env)
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _resolve(source_or_url: str) -> Source:
@@ -147,20 +105,99 @@ def _resolve(source_or_url: str) -> Source:
 
 
 def _local_hint(src: Source, dest: Path) -> str:
-    hint = f"To use a local copy instead, put the file at {dest} (it is then used as is)"
-    if src.env:
-        hint += f" or point ${src.env} at it"
-    return hint + "."
+    env = f" or point ${src.env} at it" if src.env else ""
+    return f"To use a local copy instead, put the file at {dest} (it is then used as is){env}."
 
 
 def _explain(src: Source, url: str | None, dest: Path, why: str) -> DownloadError:
-    parts = [f"could not download {src.name} from {url}: {why}." if url else f"{src.name}: {why}."]
-    if src.homepage:
-        parts.append(f"Homepage: {src.homepage}.")
-    if src.note:
-        parts.append(src.note)
-    parts.append(_local_hint(src, dest))
-    return DownloadError(" ".join(parts))
+    parts = [f"could not download {src.name} from {url}: {why}." if url else f"{src.name}: {why}.",
+             f"Homepage: {src.homepage}." if src.homepage else "", src.note, _local_hint(src, dest)]
+    return DownloadError(" ".join(p for p in parts if p))
+
+
+# The one HTTP client path (catalog files, weights, product images): _request, _failure and _retrying.
+
+class HttpFailure(DownloadError):
+    """A request that failed: ``kind`` is ``http_<status>``, ``timeout``, ``host_not_found``,
+    ``network_error`` or ``offline``; ``retry`` says whether trying again may help."""
+
+    def __init__(self, kind: str, detail: str, retry: bool) -> None:
+        super().__init__(detail)
+        self.kind, self.detail, self.retry = kind, detail, retry
+
+
+def offline() -> bool:
+    """``$PRODLIB_OFFLINE`` is set (``1``/``true``/``yes``): prodlib then never tries the network."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _request(url: str, timeout: float, headers: dict[str, str] | None = None) -> Any:
+    if offline():
+        raise HttpFailure("offline", f"${OFFLINE_ENV} is set: the network is not tried", retry=False)
+    req = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **(headers or {})})
+    try:
+        return urllib.request.urlopen(req, timeout=timeout)
+    except Exception as exc:
+        raise _failure(exc, timeout) from exc
+
+
+def _failure(exc: BaseException, timeout: float) -> HttpFailure:
+    """What went wrong, and whether a retry may help (timeouts, broken connections, 408/425/429/5xx)."""
+    if isinstance(exc, HttpFailure):
+        return exc
+    if isinstance(exc, urllib.error.HTTPError):
+        return HttpFailure(f"http_{exc.code}", f"HTTP {exc.code} {exc.reason}", exc.code in _RETRY_HTTP)
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, socket.gaierror):  # DNS failure: the host is gone, retrying will not help
+        return HttpFailure("host_not_found", f"host not found ({reason})", retry=False)
+    if isinstance(reason, TimeoutError):
+        return HttpFailure("timeout", f"no answer within {timeout:g} s", retry=True)
+    return HttpFailure("network_error", f"{type(reason).__name__}: {reason}", retry=True)
+
+
+def _retrying(action: Any, retries: int, backoff: float) -> Any:
+    """``action()``, retried up to ``retries`` times, ``backoff * 2**n`` s apart, while a retry may help."""
+    for attempt in range(retries + 1):
+        try:
+            return action()
+        except Exception as exc:
+            failure = _failure(exc, 0)
+            if not failure.retry or attempt == retries:
+                if attempt:
+                    failure.detail += f" (after {attempt + 1} attempts)"
+                raise failure from exc
+        time.sleep(backoff * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def http_get(url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5) -> bytes:
+    """The body of a small download (a product image), retried like :func:`fetch`; raises :class:`HttpFailure`."""
+    def once() -> bytes:
+        with _request(url, timeout) as resp:
+            try:
+                return resp.read()
+            except Exception as exc:  # connection reset mid-body
+                raise _failure(exc, timeout) from exc
+
+    return _retrying(once, retries, backoff)
+
+
+def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host`` opens within ``timeout`` seconds (DNS included: the probe runs in a
+    daemon thread, so a hanging resolver cannot block the caller); ``False`` at once when :func:`offline`."""
+    if offline():
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        with contextlib.suppress(OSError):
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result)
 
 
 class _Interrupted(Exception):
@@ -169,48 +206,29 @@ class _Interrupted(Exception):
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
     """(start, total) from ``Content-Range: bytes start-end/total`` (or ``bytes */total``)."""
-    if not value:
+    if not (m := re.match(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")):
         return None, None
-    m = re.match(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value)
-    if not m:
-        return None, None
-    start = int(m.group(1)) if m.group(1) is not None else None
-    total = int(m.group(2)) if m.group(2) != "*" else None
-    return start, total
-
-
-def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-                disable=not enabled, leave=False)
+    return (int(m.group(1)) if m.group(1) is not None else None), (int(m.group(2)) if m.group(2) != "*" else None)
 
 
 def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str) -> int | None:
     """One HTTP request into ``part`` (resuming when it exists); returns the total size when the server said.
+    Raises ``_Interrupted`` when the body ended early and :class:`HttpFailure` when the request failed."""
+    from tqdm.auto import tqdm
 
-    Raises ``_Interrupted`` when the body ended early and ``urllib.error.HTTPError`` for HTTP errors.
-    """
     offset = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": _USER_AGENT}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    req = urllib.request.Request(url, headers=headers)
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and offset:
-            _, total = _content_range(e.headers.get("Content-Range"))
-            if total is not None and total == offset:
-                return total  # the .part file is already complete
+        resp = _request(url, timeout, {"Range": f"bytes={offset}-"} if offset else None)
+    except HttpFailure as e:
+        if e.kind == "http_416" and offset and isinstance(e.__cause__, urllib.error.HTTPError):
+            if _content_range(e.__cause__.headers.get("Content-Range"))[1] == offset:
+                return offset  # the .part file is already complete
             part.unlink()  # a stale .part the server cannot continue: start over
             raise _Interrupted(f"server refused to resume at byte {offset}; restarting") from e
         raise
     with resp:
-        status = getattr(resp, "status", 200)
-        length = resp.headers.get("Content-Length")
-        length_i = int(length) if length and length.isdigit() else None
-        if status == 206:
+        length_i = int(length) if (length := resp.headers.get("Content-Length")) and length.isdigit() else None
+        if getattr(resp, "status", 200) == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
             if start != offset:
                 part.unlink(missing_ok=True)
@@ -221,7 +239,8 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str) ->
         else:  # 200: the whole file, whatever Range said
             offset, mode, total = 0, "wb", length_i
         received = 0
-        with open(part, mode) as fh, _progress_bar(total, offset, desc, progress) as bar:
+        with open(part, mode) as fh, tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                                          desc=desc, disable=not progress, leave=False) as bar:
             while True:
                 try:
                     block = resp.read(_CHUNK)
@@ -232,23 +251,19 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str) ->
                 fh.write(block)
                 received += len(block)
                 bar.update(len(block))
-        expected_body = length_i
-        if expected_body is not None and received < expected_body:
-            raise _Interrupted(f"connection closed after {offset + received:,} of {offset + expected_body:,} bytes")
+        if length_i is not None and received < length_i:
+            raise _Interrupted(f"connection closed after {offset + received:,} of {offset + length_i:,} bytes")
         return total
 
 
 def fetch(source_or_url: str, dest_dir: str | os.PathLike[str], *, filename: str | None = None,
-          expected_size: int | None = None, sha256: str | None = None, timeout: float = 30.0,
-          retries: int = 3, progress: bool = True) -> Path:
+          expected_size: int | None = None, sha256: str | None = None, md5: str | None = None,
+          timeout: float = 30.0, retries: int = 3, progress: bool = True) -> Path:
     """Download a registered source (``"amazon2014"``, ``"glove"``, ...) or a URL into ``dest_dir``.
 
-    Cached: an existing ``dest_dir/filename`` is returned without network access (its size, and its
-    checksum when one is known, are checked). Resumable: an interrupted download continues from
-    ``<file>.part``; a server that ignores ``Range`` makes it start over. Atomic: the final name appears
-    only after the size and SHA-256 are verified; a mismatch deletes the download and raises. Dead links
-    (404, DNS failure, timeout) raise :class:`DownloadError` saying where else the data lives.
-    Explained in notebook 01.
+    An existing ``dest_dir/filename`` is returned without the network (size and checksum checked); an interrupted
+    download resumes from ``<file>.part``; the final name appears only once the size and checksum (``sha256`` or
+    ``md5``) are verified, a mismatch deletes the download. Dead links raise :class:`DownloadError`. Notebook 01.
     """
     if retries < 1:
         raise ValueError(f"retries must be at least 1, got {retries}")
@@ -259,63 +274,68 @@ def fetch(source_or_url: str, dest_dir: str | os.PathLike[str], *, filename: str
         raise DownloadError(f"{src.name} has no single file ({src.filename}); pass filename= and a URL, or "
                             f"download it by hand. Homepage: {src.homepage}. {src.note}")
     size = expected_size if expected_size is not None else src.size
-    digest = (sha256 or src.sha256 or "").lower() or None
-
+    want_sha = sha256 or src.sha256
+    digest = ("sha256", want_sha.lower()) if want_sha else ("md5", md5.lower()) if md5 else None
     if dest.is_file():
         _verify_cached(dest, size, digest, src)
         return dest
     if not src.url:
         raise _explain(src, None, dest, "there is no direct download link (manual download)")
     dest_dir.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    last_error = ""
-    for attempt in range(retries):
+    part, url = dest.with_name(dest.name + ".part"), src.url
+
+    def once() -> int | None:
         try:
-            total = _attempt(src.url, part, timeout, progress, dest.name)
-        except urllib.error.HTTPError as e:
-            if e.code in (408, 425, 429) or e.code >= 500:
-                last_error = f"HTTP {e.code} {e.reason}"
-            else:
-                raise _explain(src, src.url, dest, f"HTTP {e.code} {e.reason}") from e
-        except urllib.error.URLError as e:
-            last_error = f"{e.reason}"
-            if isinstance(e.reason, socket.gaierror):  # DNS failure: the host is gone, retrying will not help
-                raise _explain(src, src.url, dest, f"host not found ({e.reason})") from e
-        except (_Interrupted, TimeoutError, ConnectionError, http.client.HTTPException) as e:
-            last_error = str(e) or type(e).__name__
-        else:
-            _finish(part, dest, size if size is not None else total, digest, src)
-            return dest
-        if attempt + 1 < retries:
-            time.sleep(_BACKOFF_S * 2**attempt)
-    kept = f" ({part.stat().st_size:,} bytes kept in {part.name}; the next call resumes)" if part.exists() else ""
-    raise _explain(src, src.url, dest, f"gave up after {retries} attempt(s): {last_error}{kept}")
+            return _attempt(url, part, timeout, progress, dest.name)
+        except (_Interrupted, http.client.HTTPException) as e:
+            raise HttpFailure("network_error", str(e) or type(e).__name__, retry=True) from e
+
+    try:
+        total = _retrying(once, retries - 1, _BACKOFF_S)
+    except HttpFailure as e:
+        kept = f" ({part.stat().st_size:,} bytes kept in {part.name}; the next call resumes)" if part.exists() else ""
+        raise _explain(src, url, dest, f"{e.detail}{kept}") from e
+    _finish(part, dest, size if size is not None else total, digest, src)
+    return dest
 
 
-def _verify_cached(dest: Path, size: int | None, digest: str | None, src: Source) -> None:
-    actual = dest.stat().st_size
-    if size is not None and actual != size:
+def _hash_of(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file (read in 1 MiB blocks)."""
+    return _hash_of(Path(path), "sha256")
+
+
+def _verify_cached(dest: Path, size: int | None, digest: tuple[str, str] | None, src: Source) -> None:
+    if size is not None and (actual := dest.stat().st_size) != size:
         raise DownloadError(f"{dest} exists but has {actual:,} bytes, not the expected {size:,}: delete it to "
                             f"download {src.name} again, or replace it with a complete copy")
     if digest:
-        marker = dest.with_name(dest.name + ".sha256")
-        known = marker.read_text().strip() if marker.is_file() else sha256_of(dest)
-        if known != digest:
-            raise DownloadError(f"{dest} exists but its SHA-256 is {known}, not {digest}: delete it to download "
-                                f"{src.name} again, or replace it with a verified copy")
+        algorithm, expected = digest
+        marker = dest.with_name(f"{dest.name}.{algorithm}")
+        known = marker.read_text().strip() if marker.is_file() else _hash_of(dest, algorithm)
+        if known != expected:
+            raise DownloadError(f"{dest} exists but its {algorithm} is {known}, not {expected}: delete it to "
+                                f"download {src.name} again, or replace it with a verified copy")
 
 
-def _finish(part: Path, dest: Path, size: int | None, digest: str | None, src: Source) -> None:
+def _finish(part: Path, dest: Path, size: int | None, digest: tuple[str, str] | None, src: Source) -> None:
     actual = part.stat().st_size if part.exists() else 0
     if size is not None and actual != size:
         part.unlink(missing_ok=True)
         raise DownloadError(f"download of {src.name} has {actual:,} bytes, expected {size:,}; removed it. "
                             f"{_local_hint(src, dest)}")
     if digest:
-        got = sha256_of(part)
-        if got != digest:
+        algorithm, expected = digest
+        if (got := _hash_of(part, algorithm)) != expected:
             part.unlink(missing_ok=True)
-            raise DownloadError(f"download of {src.name} failed its checksum (SHA-256 {got}, expected {digest}); "
-                                f"removed it. {_local_hint(src, dest)}")
-        dest.with_name(dest.name + ".sha256").write_text(digest + "\n")
+            raise DownloadError(f"download of {src.name} failed its checksum ({algorithm} {got}, expected "
+                                f"{expected}); removed it. {_local_hint(src, dest)}")
+        dest.with_name(f"{dest.name}.{algorithm}").write_text(expected + "\n")
     os.replace(part, dest)

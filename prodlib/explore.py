@@ -1,51 +1,50 @@
-"""Summaries for data exploration: what a catalog holds per modality, how long its texts are, how its
-labels are distributed. Explained in notebook 01 (*Data exploration*).
-"""
+"""Data-exploration summaries: modalities present, text lengths, label distribution (notebook 01)."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from prodlib.labels import flatten_paths
 
-__all__ = ["class_frequencies", "label_modes_side_by_side", "modality_summary", "path_depths", "text_stats",
-           "word_counts"]
+__all__ = ["class_frequencies", "dataset_numbers", "label_modes_side_by_side", "modality_summary", "path_depths",
+           "text_stats", "word_counts"]
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*")
 
 
 def word_counts(texts: pd.Series) -> pd.Series:
-    """Number of words of each text (letters/digits runs; empty or missing text counts 0)."""
+    """Words (letter/digit runs) of each text; empty or missing text counts 0."""
     return texts.fillna("").map(lambda s: len(_WORD.findall(str(s))))
 
 
 def text_stats(table: pd.DataFrame, columns: tuple[str, ...] = ("title", "description")) -> pd.DataFrame:
-    """Per text column: share missing, words per text (mean, median, 95th percentile, max), vocabulary size
-    (distinct lower-cased words)."""
+    """Per text column: missing texts, words per present text (mean, median, 95th pct, max), distinct
+    lower-cased words."""
     rows = {}
     for col in columns:
         texts = table[col].fillna("").astype(str)
         counts = word_counts(texts)
-        vocab = Counter(w.lower() for s in texts for w in _WORD.findall(s))
         present = counts[counts > 0]
+        some = len(present) > 0
         rows[col] = {
             "missing": int((counts == 0).sum()),
             "missing %": 100 * float((counts == 0).mean()),
-            "mean words": float(present.mean()) if len(present) else 0.0,
-            "median words": float(present.median()) if len(present) else 0.0,
-            "95th pct words": float(np.percentile(present, 95)) if len(present) else 0.0,
+            "mean words": float(present.mean()) if some else 0.0,
+            "median words": float(present.median()) if some else 0.0,
+            "95th pct words": float(np.percentile(present, 95)) if some else 0.0,
             "max words": int(counts.max()) if len(counts) else 0,
-            "vocabulary": len(vocab),
+            "vocabulary": len({w.lower() for s in texts for w in _WORD.findall(s)}),
         }
     return pd.DataFrame(rows).T
 
 
 def modality_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """How many products have each modality, and how many have all three."""
+    """Products with and without each modality, and with all three."""
     has = pd.DataFrame({
         "title": table["title"].fillna("").str.strip() != "",
         "description": table["description"].fillna("").str.strip() != "",
@@ -63,13 +62,13 @@ def class_frequencies(labels: pd.Series) -> pd.Series:
 
 
 def path_depths(category_paths: pd.Series) -> pd.Series:
-    """Depth of every category path (one value per path, products may have several)."""
+    """Depth of every category path (a product may have several)."""
     return pd.Series([len(p) for paths in category_paths for p in paths], dtype=int)
 
 
 def label_modes_side_by_side(category_paths: pd.Series, top: int = 15) -> pd.DataFrame:
-    """Flat labels vs path-qualified labels: how many distinct classes each gives, and the flat names that
-    merge several subtrees (the generic names such as ``Women`` or ``Accessories``)."""
+    """The flat labels that merge several subtrees (generic names such as ``Women``), with their
+    path-qualified labels."""
     merged: dict[str, set[str]] = {}
     for paths in category_paths:
         for label in flatten_paths(paths, "path"):
@@ -82,11 +81,21 @@ def label_modes_side_by_side(category_paths: pd.Series, top: int = 15) -> pd.Dat
 
 
 def images_per_class(table: pd.DataFrame, classes: list[str], per_class: int = 6) -> list[tuple[str, list[str]]]:
-    """``(class, image paths)`` rows for :func:`prodlib.plots.image_grid`: the first ``per_class`` products
-    of each class that have a usable image."""
+    """``(class, image paths)`` for :func:`prodlib.plots.image_grid`: the first ``per_class`` products of each
+    class with an image."""
     has_image = table["image"].notna()
-    rows = []
-    for cls in classes:
-        members = table["labels"].map(lambda labs, c=cls: c in labs) & has_image
-        rows.append((cls, table.loc[members, "image"].head(per_class).tolist()))
-    return rows
+    return [(cls, table.loc[table["labels"].map(lambda labs, c=cls: c in labs) & has_image, "image"]
+             .head(per_class).tolist()) for cls in classes]
+
+
+def dataset_numbers(ds: Any, modalities: pd.DataFrame, profile: Any, source: str) -> dict[str, Any]:
+    """The numbers notebook 01's closing paragraph quotes (glued as ``data_*``): sizes, classes, label
+    statistics after the filter, split sizes and missing modalities."""
+    after = ds.stats["labels"]["after"]
+    return {"profile": profile.name, "source": source.split(":")[0], "n_products": len(ds.table),
+            "n_classes": len(ds.classes), "labels_per_product": f"{after['labels_per_product']:.2f}",
+            "max_per_class": after["max_products_per_class"], "min_per_class": after["min_products_per_class"],
+            "mean_per_class": f"{after['mean_products_per_class']:.1f}",
+            **{f"n_{split}": n for split, n in ds.stats["split_sizes"].items()},
+            "missing_description": int(modalities["missing"]["description"]),
+            "missing_image": int(modalities["missing"]["image"]), "min_count": profile.label_min_count}

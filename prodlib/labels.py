@@ -1,9 +1,5 @@
-"""Labels from category paths: flattening, the min-count filter and the label matrix.
-
-The paper flattens each product's category hierarchy into the set of node names at every depth of every
-path, then drops classes with fewer than 400 products. ``mode="path"`` keeps path-qualified names
-(``Clothing > Women``) so that generic names of unrelated subtrees do not merge. Explained in notebook 01.
-"""
+"""Labels from category paths (notebook 01): the paper's labels are the node names at every depth of every
+path, classes under 400 products dropped; ``mode="path"`` keeps path-qualified names (``Clothing > Women``)."""
 
 from __future__ import annotations
 
@@ -34,9 +30,8 @@ def flatten_paths(paths: Iterable[Sequence[str]], mode: str = "flat") -> list[st
     seen: dict[str, None] = {}
     for path in paths or ():
         names = [str(n).strip() for n in path if str(n).strip()]
-        for depth in range(len(names)):
-            label = names[depth] if mode == "flat" else PATH_SEP.join(names[: depth + 1])
-            seen.setdefault(label, None)
+        for depth, name in enumerate(names):
+            seen.setdefault(name if mode == "flat" else PATH_SEP.join(names[: depth + 1]), None)
     return list(seen)
 
 
@@ -66,47 +61,32 @@ class LabelResult:
     dropped_classes: list[str] = field(default_factory=list)
     dropped_products: list[str] = field(default_factory=list)
 
-    def report(self) -> pd.DataFrame:
-        """Before/after statistics side by side."""
-        return pd.DataFrame({"before filter": self.before, "after filter": self.after})
-
     def to_dict(self) -> dict[str, Any]:
         return {"before": self.before, "after": self.after, "dropped_classes": len(self.dropped_classes),
                 "dropped_products": len(self.dropped_products)}
 
 
 def build_labels(category_paths: pd.Series, mode: str = "flat", min_count: int = 1) -> LabelResult:
-    """Flatten ``category_paths`` (indexed by product id), drop rare classes and label-less products.
-
-    Classes are ordered alphabetically, a stable order saved with the run.
-    """
+    """Flatten ``category_paths`` (indexed by product id), drop rare classes and then label-less products;
+    classes sorted alphabetically (the stable order saved with the run)."""
     if min_count < 1:
         raise ValueError(f"min_count must be at least 1, got {min_count}")
     flat = category_paths.map(lambda paths: flatten_paths(paths, mode))
-    before = label_stats(flat)
     counts = Counter(label for labels in flat for label in labels)
     keep = {c for c, n in counts.items() if n >= min_count}
     filtered = flat.map(lambda labels: [c for c in labels if c in keep])
     empty = filtered.map(len) == 0
     kept = filtered[~empty]
-    return LabelResult(
-        labels=kept,
-        classes=sorted(keep),
-        before=before,
-        after=label_stats(kept),
-        dropped_classes=sorted(set(counts) - keep),
-        dropped_products=[str(i) for i in filtered.index[empty]],
-    )
+    return LabelResult(labels=kept, classes=sorted(keep), before=label_stats(flat), after=label_stats(kept),
+                       dropped_classes=sorted(set(counts) - keep),
+                       dropped_products=[str(i) for i in filtered.index[empty]])
 
 
 def label_matrix(labels: Iterable[Sequence[str]], classes: Sequence[str]) -> np.ndarray:
-    """0/1 matrix (products × classes, ``uint8``) in the given class order; unknown labels are ignored."""
+    """0/1 ``uint8`` matrix (products × classes) in the given class order; unknown labels are ignored."""
     index = {c: j for j, c in enumerate(classes)}
-    rows = list(labels)
+    rows = [[index[label] for label in labs if label in index] for labs in labels]
     y = np.zeros((len(rows), len(classes)), dtype=np.uint8)
-    for i, labs in enumerate(rows):
-        for label in labs:
-            j = index.get(label)
-            if j is not None:
-                y[i, j] = 1
+    for i, cols in enumerate(rows):
+        y[i, cols] = 1
     return y

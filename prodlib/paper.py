@@ -1,8 +1,5 @@
-"""The paper's reported numbers, as data, so notebooks set ours beside them without typing them.
-
-Wirojwatanakul & Wangperawong (2019), arXiv:1907.00420; see ``PAPER.md`` of the study. F1 values are
-micro-F1 in percent at threshold 0.5. Used by notebooks 01–06 and the results chapter.
-"""
+"""The paper's reported numbers as data (Wirojwatanakul & Wangperawong 2019, arXiv:1907.00420; ``PAPER.md``);
+F1 values are test micro-F1 in percent at threshold 0.5. Used by notebooks 01–06 and the results chapter."""
 
 from __future__ import annotations
 
@@ -12,30 +9,16 @@ __all__ = ["DATASET", "SINGLE", "FUSION", "MOST_MISSED", "MOST_MISSED_TRIMODAL",
            "fusion_table", "missed_table"]
 
 #: Dataset statistics after flattening and the 400-product filter.
-DATASET: dict[str, float] = {
-    "products": 119_063,
-    "train_products": 90_000,
-    "test_products": 29_063,
-    "classes": 122,
-    "max_products_per_class": 37_202,
-    "min_products_per_class": 558,
-    "mean_products_per_class": 2_919,
-    "glove_title_coverage": 77.5,
-}
+DATASET: dict[str, float] = {"products": 119_063, "train_products": 90_000, "test_products": 29_063, "classes": 122,
+                             "max_products_per_class": 37_202, "min_products_per_class": 558,
+                             "mean_products_per_class": 2_919, "glove_title_coverage": 77.5}
 
-#: Table 1, the single-modality classifiers (test micro-F1, %).
+#: Table 1, the single-modality classifiers.
 SINGLE: dict[str, float] = {"title": 82.7, "description": 77.0, "image": 61.0}
 
-#: Table 3, late fusion (test micro-F1, %). The tri-modal network is 88.2 in the abstract, 88.3 in a table.
-FUSION: dict[str, float] = {
-    "max": 78.7,
-    "mean": 81.6,
-    "ridge": 83.1,
-    "image+description": 82.1,
-    "image+title": 85.1,
-    "title+description": 87.1,
-    "trimodal": 88.2,
-}
+#: Table 3, late fusion. The tri-modal network is 88.2 in the abstract, 88.3 in a table.
+FUSION: dict[str, float] = {"max": 78.7, "mean": 81.6, "ridge": 83.1, "image+description": 82.1,
+                            "image+title": 85.1, "title+description": 87.1, "trimodal": 88.2}
 
 #: Table 2, the five most-misclassified classes per classifier as (class, missed, support).
 MOST_MISSED: dict[str, list[tuple[str, int, int]]] = {
@@ -48,10 +31,9 @@ MOST_MISSED: dict[str, list[tuple[str, int, int]]] = {
 }
 
 #: Table 4, the tri-modal policy network's five most-missed classes.
-MOST_MISSED_TRIMODAL: list[tuple[str, int, int]] = [
-    ("Chew Toys", 64, 132), ("Accessories", 417, 924), ("Women", 58, 134),
-    ("Novelty, Costumes & More", 127, 303), ("Snacks", 143, 363),
-]
+MOST_MISSED_TRIMODAL: list[tuple[str, int, int]] = [("Chew Toys", 64, 132), ("Accessories", 417, 924),
+                                                     ("Women", 58, 134), ("Novelty, Costumes & More", 127, 303),
+                                                     ("Snacks", 143, 363)]
 
 
 def single_table() -> pd.DataFrame:

@@ -1,81 +1,74 @@
-"""Figures shared by the notebooks. Each function returns a matplotlib Figure and never calls ``show``.
-
-Engineers add functions at the end of this file; each names the notebook that uses it.
-"""
+"""Every figure of the book: each function returns a matplotlib Figure (never calls ``show``) and names the
+notebook that uses it."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from PIL import Image
 
-__all__ = ["image_grid", "plot_class_frequency"]
+__all__ = ["array_grid", "image_grid", "plot_class_frequency", "plot_class_gain", "plot_error_overlap",
+           "plot_f1_by_method", "plot_history", "plot_label_structure", "plot_length_histogram",
+           "plot_modality_importance", "plot_per_class_f1", "plot_text_lengths", "product_gallery"]
+
+
+
+def _tight(fig: Figure) -> Figure:
+    fig.tight_layout()
+    return fig
 
 
 def plot_class_frequency(freq: pd.Series, title: str = "Products per class", top_labels: int = 12) -> Figure:
     """The long tail: products per class, sorted, log scale, the most frequent classes named (notebook 01)."""
     fig, ax = plt.subplots(figsize=(9, 3.6))
     ax.bar(np.arange(len(freq)), freq.to_numpy(), color="#4c72b0", width=0.9)
-    ax.set_yscale("log")
-    ax.set_xlabel(f"class rank (of {len(freq)})")
-    ax.set_ylabel("products (log scale)")
-    ax.set_title(title)
+    ax.set(yscale="log", xlabel=f"class rank (of {len(freq)})", ylabel="products (log scale)", title=title)
     for i, (name, value) in enumerate(freq.head(top_labels).items()):
         ax.annotate(str(name)[:22], (i, value), rotation=60, fontsize=7, ha="left", va="bottom",
                     xytext=(0, 2), textcoords="offset points")
     ax.margins(y=0.35)
-    fig.tight_layout()
-    return fig
+    return _tight(fig)
 
 
-def _tile_grid(rows: Sequence[tuple[str, Sequence[np.ndarray | None]]], n_cols: int, size: float,
+def _tile_grid(rows: Sequence[tuple[str, Sequence[np.ndarray]]], n_cols: int, size: float,
                captions: Sequence[Sequence[str]] | None = None) -> Figure:
-    """Rows of image tiles with a row label on the left; ``None`` is a grey tile, missing columns stay blank."""
+    """Rows of image tiles with a row label on the left; missing columns stay blank."""
     n_rows = max(len(rows), 1)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size + 1.6, n_rows * size + 0.2), squeeze=False)
     for r, (label, tiles) in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            ax.set(xticks=[], yticks=[])
+            ax.spines[:].set_visible(False)
             if c < len(tiles):
-                tile = tiles[c]
-                ax.imshow(np.full((8, 8, 3), 200, dtype=np.uint8) if tile is None else tile)
+                ax.imshow(tiles[c])
                 if captions is not None and c < len(captions[r]):
                     ax.set_title(captions[r][c], fontsize=6)
             if c == 0:
                 ax.set_ylabel(str(label)[:24], rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _tight(fig)
+
+
+def _load_rgb(path: str) -> np.ndarray:
+    """The image at ``path`` as an RGB array, or a grey tile when it is missing or unreadable."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return np.full((8, 8, 3), 200, dtype=np.uint8)
 
 
 def image_grid(rows: Sequence[tuple[str, Sequence[str]]], per_row: int = 6, size: float = 1.3,
                captions: Sequence[Sequence[str]] | None = None) -> Figure:
-    """A grid of product images: one row per ``(row label, image paths)`` (notebooks 01, 04, 06).
-
-    Missing or unreadable files show as an empty grey tile, never an error.
-    """
-    from PIL import Image
-
-    def load(path: str) -> np.ndarray | None:
-        try:
-            with Image.open(path) as img:
-                return np.asarray(img.convert("RGB"))
-        except (OSError, ValueError, TypeError, AttributeError):
-            return None
-
-    tiles = [(label, [load(p) for p in list(paths)[:per_row]]) for label, paths in rows]
-    return _tile_grid(tiles, per_row, size, captions)
-
-
-# --- text and image classifiers (notebooks 02, 03, 04) ------------------------------------------------------
-
-__all__ += ["plot_history", "plot_length_histogram", "plot_per_class_f1"]
+    """A grid of product images, one row per ``(row label, image paths)``; missing or unreadable files show as
+    grey tiles (notebooks 01, 04, 06)."""
+    return _tile_grid([(label, [_load_rgb(p) for p in list(paths)[:per_row]]) for label, paths in rows], per_row,
+                      size, captions)
 
 
 def plot_history(history: pd.DataFrame) -> Figure:
@@ -85,8 +78,7 @@ def plot_history(history: pd.DataFrame) -> Figure:
     epochs = history["epoch"].to_numpy()
     ax_loss.plot(epochs, history["loss"], marker="o", label="train")
     ax_loss.plot(epochs, history["val_loss"], marker="o", label="validation")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("binary cross-entropy")
+    ax_loss.set(xlabel="epoch", ylabel="binary cross-entropy")
     ax_loss.legend()
     f1 = history["val_micro_f1"].to_numpy()
     ax_f1.plot(epochs, 100 * f1, marker="o", color="#55a868")
@@ -95,12 +87,10 @@ def plot_history(history: pd.DataFrame) -> Figure:
         ax_f1.axvline(epochs[best], color="grey", linestyle="--", linewidth=1)
         ax_f1.annotate(f"best: epoch {epochs[best]}", (epochs[best], 100 * f1[best]), xytext=(4, -12),
                        textcoords="offset points", fontsize=8)
-    ax_f1.set_xlabel("epoch")
-    ax_f1.set_ylabel("validation micro-F1 (%)")
+    ax_f1.set(xlabel="epoch", ylabel="validation micro-F1 (%)")
     for ax in (ax_loss, ax_f1):
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
-    return fig
+    return _tight(fig)
 
 
 def plot_per_class_f1(metrics_test: dict, top: int = 30) -> Figure:
@@ -111,15 +101,12 @@ def plot_per_class_f1(metrics_test: dict, top: int = 30) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 0.22 * len(table) + 1.0))
     ax.barh(table["class"].astype(str).str.slice(0, 32), 100 * table["f1"], color="#4c72b0")
     for y, (f1, n) in enumerate(zip(table["f1"], table["support"], strict=True)):
-        ax.annotate(f"n={int(n)}", (100 * f1, y), xytext=(3, 0), textcoords="offset points", va="center",
-                    fontsize=7)
+        ax.annotate(f"n={int(n)}", (100 * f1, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
     ax.axvline(100 * metrics_test["micro_f1"], color="grey", linestyle="--", linewidth=1, label="micro-F1")
-    ax.set_xlabel("test F1 (%)")
-    ax.set_xlim(0, 110)
+    ax.set(xlabel="test F1 (%)", xlim=(0, 110))
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _tight(fig)
 
 
 def plot_length_histogram(lengths: np.ndarray, seq_len: int, what: str = "words") -> Figure:
@@ -132,22 +119,14 @@ def plot_length_histogram(lengths: np.ndarray, seq_len: int, what: str = "words"
     share = float(np.mean(lengths > seq_len)) if lengths.size else 0.0
     ax.annotate(f"input length {seq_len}\n({100 * share:.1f} % truncated)", (seq_len, ax.get_ylim()[1] * 0.8),
                 xytext=(4, 0), textcoords="offset points", fontsize=8, color="#c44e52")
-    ax.set_xlabel(f"{what} after cleaning")
-    ax.set_ylabel("training products")
-    fig.tight_layout()
-    return fig
-
-
-# --- fusion and error analysis (notebooks 05 and 06) ------------------------------------------------
-__all__ += ["plot_error_overlap", "plot_f1_by_method", "plot_modality_importance", "product_gallery"]
+    ax.set(xlabel=f"{what} after cleaning", ylabel="training products")
+    return _tight(fig)
 
 
 def plot_f1_by_method(table: pd.DataFrame, paper_col: str = "paper_f1", label_col: str = "model",
                       title: str = "Test micro-F1 by model") -> Figure:
     """Our test micro-F1 (%) with its 95 % bootstrap CI per model, the paper's value as a marker (notebook 05).
-
-    ``table`` has columns ``label_col``, ``f1``, ``ci_low``, ``ci_high`` and optionally ``paper_col``.
-    """
+    ``table`` has columns ``label_col``, ``f1``, ``ci_low``, ``ci_high`` and optionally ``paper_col``."""
     fig, ax = plt.subplots(figsize=(8, 0.38 * len(table) + 1.2))
     pos = np.arange(len(table))[::-1]
     f1 = table["f1"].to_numpy(dtype=float)
@@ -158,18 +137,15 @@ def plot_f1_by_method(table: pd.DataFrame, paper_col: str = "paper_f1", label_co
         ok = ~np.isnan(paper)
         ax.scatter(paper[ok], pos[ok], marker="D", color="#c44e52", zorder=3, label="paper")
     ax.set_yticks(pos, table[label_col].astype(str).tolist())
-    ax.set_xlabel("micro-F1 (%)")
-    ax.set_xlim(0, 100)
-    ax.set_title(title)
+    ax.set(xlabel="micro-F1 (%)", xlim=(0, 100), title=title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _tight(fig)
 
 
 def plot_error_overlap(overlap: pd.DataFrame, models: Sequence[str], title: str = "Which models get a product wrong"
                        ) -> Figure:
     """UpSet-style chart: bars = products wrong for exactly a combination of models, dots below = the
-    combination (notebook 06). ``overlap`` comes from :func:`prodlib.errors.error_overlap`."""
+    combination (notebook 06). ``overlap`` comes from :func:`prodlib.analysis.error_overlap`."""
     models = list(models)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(5, 0.7 * len(overlap) + 2), 4.2), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1.2]})
@@ -177,20 +153,16 @@ def plot_error_overlap(overlap: pd.DataFrame, models: Sequence[str], title: str 
     top.bar(x, overlap["products"], color="#4c72b0")
     for xi, v in zip(x, overlap["products"], strict=True):
         top.annotate(str(int(v)), (xi, v), ha="center", va="bottom", fontsize=8)
-    top.set_ylabel("test products")
-    top.set_title(title)
+    top.set(ylabel="test products", title=title)
     top.margins(y=0.15)
     for r, name in enumerate(models):
         on = overlap[name].to_numpy(dtype=bool)
         bottom.scatter(x[on], np.full(on.sum(), r), color="#222222", s=40)
         bottom.scatter(x[~on], np.full((~on).sum(), r), color="#dddddd", s=40)
     bottom.set_yticks(range(len(models)), models)
-    bottom.set_xticks([])
-    bottom.set_ylim(-0.6, len(models) - 0.4)
-    for spine in ("top", "right", "bottom"):
-        bottom.spines[spine].set_visible(False)
-    fig.tight_layout()
-    return fig
+    bottom.set(xticks=[], ylim=(-0.6, len(models) - 0.4))
+    bottom.spines[["top", "right", "bottom"]].set_visible(False)
+    return _tight(fig)
 
 
 def plot_modality_importance(frame: pd.DataFrame, title: str = "F1 lost when a modality is shuffled") -> Figure:
@@ -202,54 +174,33 @@ def plot_modality_importance(frame: pd.DataFrame, title: str = "F1 lost when a m
     ax.set_yticks(range(len(frame)), [str(i)[:30] for i in frame.index], fontsize=7)
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label="per-class F1 drop")
-    fig.tight_layout()
-    return fig
+    return _tight(fig)
 
 
 def product_gallery(rows: Sequence[dict], models: Sequence[str], per_row: int = 4, title: str = "") -> Figure:
-    """Products with their image, title, true labels and each model's predicted labels (notebook 06).
-
-    ``rows`` come from :func:`prodlib.errors.gallery_rows`; a missing image shows as a grey tile.
-    """
-    import textwrap
-
-    from PIL import Image
-
-    n = max(len(rows), 1)
-    n_rows = int(np.ceil(n / per_row))
+    """Products with their image, title, true labels and each model's predicted labels (notebook 06); ``rows``
+    come from :func:`prodlib.analysis.gallery_rows`, a missing image shows as a grey tile."""
+    n_rows = int(np.ceil(max(len(rows), 1) / per_row))
     fig, axes = plt.subplots(n_rows, per_row, figsize=(per_row * 3.1, n_rows * 4.4), squeeze=False)
     for k, ax in enumerate(axes.ravel()):
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         if k >= len(rows):
             ax.axis("off")
             continue
         row = rows[k]
-        try:
-            with Image.open(row["image"]) as img:
-                ax.imshow(img.convert("RGB"))
-        except (OSError, ValueError, TypeError, AttributeError):
-            ax.imshow(np.full((8, 8, 3), 200, dtype=np.uint8))
+        ax.imshow(_load_rgb(row["image"]))
         ax.set_title("\n".join(textwrap.wrap(str(row["title"]), 34)[:2]), fontsize=7)
         true = set(row["true"])
         lines = ["true: " + ", ".join(sorted(true))]
         for m in models:
-            pred = set(row.get(m, []))
+            pred = set(row["pred"].get(m, []))
             extra, lost = sorted(pred - true), sorted(true - pred)
             parts = (["+" + ", ".join(extra)] if extra else []) + (["-" + ", ".join(lost)] if lost else [])
-            mark = "; ".join(parts) or "ok"
-            lines.append(f"{m}: {mark}")
-        text = "\n".join(textwrap.fill(line, 40) for line in lines)
-        ax.set_xlabel(text, fontsize=6, loc="left")
+            lines.append(f"{m}: {'; '.join(parts) or 'ok'}")
+        ax.set_xlabel("\n".join(textwrap.fill(line, 40) for line in lines), fontsize=6, loc="left")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-# --- image classifier (notebook 04) ---------------------------------------------------------------------------
-
-__all__ += ["array_grid"]
+    return _tight(fig)
 
 
 def array_grid(rows: Sequence[tuple[str, np.ndarray]], size: float = 1.4) -> Figure:
@@ -267,19 +218,28 @@ def plot_label_structure(labels_per_product: pd.Series, depths: pd.Series) -> Fi
     axes[0].set(xlabel="labels per product", ylabel="products", title="Labels per product")
     depths.value_counts().sort_index().plot.bar(ax=axes[1], color="#c44e52")
     axes[1].set(xlabel="path depth", ylabel="paths", title="Depth of category paths")
-    fig.tight_layout()
-    return fig
+    return _tight(fig)
 
 
 def plot_text_lengths(word_counts: dict[str, pd.Series]) -> Figure:
     """One histogram of words per text for each text field, empty texts left out (notebook 01)."""
+    import seaborn as sns
+
     fig, axes = plt.subplots(1, len(word_counts), figsize=(4.5 * len(word_counts), 3), squeeze=False)
-    colors = ["#4c72b0", "#dd8452", "#55a868"]
-    for n, (ax, (name, counts)) in enumerate(zip(axes[0], word_counts.items(), strict=True)):
-        ax.hist(counts[counts > 0], bins=30, color=colors[n % len(colors)])
+    for ax, (name, counts), color in zip(axes[0], word_counts.items(), sns.color_palette(n_colors=len(word_counts)),
+                                         strict=True):
+        sns.histplot(counts[counts > 0], bins=30, color=color, ax=ax)
         ax.set(xlabel="words", ylabel="products", title=f"{name.capitalize()} length")
-    fig.tight_layout()
-    return fig
+    return _tight(fig)
 
 
-__all__ += ["plot_label_structure", "plot_text_lengths"]
+def plot_class_gain(gain: pd.DataFrame, best_single: str) -> Figure:
+    """Per-class F1 gain (points) of fusion over the best single model, one bar per class with its test
+    support in brackets; ``gain`` comes from :func:`prodlib.analysis.per_class_gain` (notebook 06)."""
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(gain) + 1.2))
+    pos = np.arange(len(gain))[::-1]
+    ax.barh(pos, 100 * gain["gain"], color=np.where(gain["gain"] >= 0, "#4c72b0", "#c44e52"))
+    ax.set_yticks(pos, [f"{c[:28]} ({s})" for c, s in zip(gain["class"], gain["support"], strict=True)], fontsize=7)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"F1 gain over the {best_single} model (points)")
+    return _tight(fig)

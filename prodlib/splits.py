@@ -1,9 +1,5 @@
-"""Sampling and train / validation / test splits, all driven by one seed.
-
-The paper drew 119,063 products at random and used the first 90,000 for training and the remaining 29,063
-for testing; the reproduction carves a validation split out of train (early stopping, fusion fitting).
-Explained in notebook 01.
-"""
+"""Seeded sampling and train / validation / test splits: the paper's first-90,000-train rule, with validation
+carved out of train (notebook 01)."""
 
 from __future__ import annotations
 
@@ -29,28 +25,23 @@ def _count(size: float | int, total: int, what: str) -> int:
 
 
 def sample_ids(ids: Sequence[str], n: int | None, seed: int) -> list[str]:
-    """A random sample of ``n`` ids (all of them when ``n`` is ``None`` or ≥ their number), seeded."""
+    """A seeded random sample of ``n`` ids, in their original order (all when ``n`` is ``None`` or too big)."""
     ids = list(ids)
     if n is None or n >= len(ids):
         return ids
     if n <= 0:
         raise ValueError(f"sample size must be positive, got {n}")
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(ids), size=n, replace=False))
-    return [ids[i] for i in pick]
+    return [ids[i] for i in np.sort(np.random.default_rng(seed).choice(len(ids), size=n, replace=False))]
 
 
 def split_ids(ids: Sequence[str], test_size: float | int, val_size: float | int,
               seed: int) -> dict[str, list[str]]:
-    """Disjoint ``train``/``val``/``test`` id lists: shuffle with ``seed``, the first ``len - test`` are
-    train (the paper's rule), and ``val_size`` of train (fraction or count) becomes validation."""
+    """Disjoint ``train``/``val``/``test`` ids: shuffle with ``seed``, the last ``test_size`` are test, the first
+    ``val_size`` of the rest (fraction of train or count) validation."""
     ids = list(ids)
     if len(set(ids)) != len(ids):
         raise ValueError("product ids must be unique before splitting")
-    rng = np.random.default_rng(seed)
-    order = [ids[i] for i in rng.permutation(len(ids))]
-    n_test = _count(test_size, len(ids), "test_size")
-    train_all, test = order[: len(order) - n_test], order[len(order) - n_test:]
-    n_val = _count(val_size, len(train_all), "val_size")
-    val, train = train_all[:n_val], train_all[n_val:]
-    return {"train": train, "val": val, "test": test}
+    order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    n_train = len(order) - _count(test_size, len(ids), "test_size")
+    n_val = _count(val_size, n_train, "val_size")
+    return {"train": order[n_val:n_train], "val": order[:n_val], "test": order[n_train:]}

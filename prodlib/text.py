@@ -1,11 +1,6 @@
-"""Text preprocessing for the title and description classifiers: each rule a small visible function,
-the two pipelines built from them, and a vocabulary fitted on the training split only.
-
-The paper's rules (PAPER.md, *Preprocessing*): descriptions lose words longer than 30 characters, stop
-words, digits, punctuation and excess whitespace and keep at most 300 words; titles keep their stop words
-and at most 57 words. Lower-casing, HTML removal and the vocabulary rules are the reproduction's defaults.
-Explained in notebook 02 (*Title classifier*) and notebook 03 (*Description classifier*).
-"""
+"""Text preprocessing: each rule a small function, the title and description pipelines built from them
+(the paper's rules; lower-casing and HTML removal are the reproduction's), and a vocabulary fitted on the
+training split only. Explained in notebooks 02 (titles) and 03 (descriptions)."""
 
 from __future__ import annotations
 
@@ -24,61 +19,33 @@ if TYPE_CHECKING:
     from prodlib.config import Profile
     from prodlib.dataset import Dataset
 
-__all__ = [
-    "FIELDS",
-    "OOV",
-    "PAD",
-    "STOP_WORDS",
-    "TextData",
-    "Vocabulary",
-    "clean_description",
-    "clean_text",
-    "clean_title",
-    "collapse_whitespace",
-    "drop_long_words",
-    "drop_stop_words",
-    "lowercase",
-    "prepare_text",
-    "remove_digits",
-    "remove_punctuation",
-    "split_punctuation",
-    "strip_html",
-    "tokenize",
-    "trace_cleaning",
-    "truncate_words",
-]
+__all__ = ["FIELDS", "OOV", "PAD", "STOP_WORDS", "TextData", "Vocabulary", "clean_description", "clean_text",
+           "clean_title", "collapse_whitespace", "drop_long_words", "drop_stop_words", "lowercase", "prepare_text",
+           "remove_digits", "remove_punctuation", "split_punctuation", "strip_html", "tokenize", "trace_cleaning",
+           "truncate_words"]
 
 #: Index of the padding token in every :class:`Vocabulary` (its embedding row stays zero).
 PAD = 0
-#: Index of the out-of-vocabulary token (words never seen in training, or cut by ``max_size``).
+#: Index of the out-of-vocabulary token (words unseen in training, or cut by ``max_size``).
 OOV = 1
 
-#: A fixed English stop-word list (the classic NLTK English list, written without apostrophes because
-#: :func:`remove_punctuation` joins contractions: ``don't`` → ``dont``). Fixed in the module so a run does
-#: not depend on a downloaded corpus.
+#: NLTK's English stop words, without apostrophes as :func:`remove_punctuation` leaves them; no download needed.
 STOP_WORDS: frozenset[str] = frozenset("""
-i me my myself we our ours ourselves you youre youve youll youd your yours yourself yourselves he him his
-himself she shes her hers herself it its itself they them their theirs themselves what which who whom this
-that thatll these those am is are was were be been being have has had having do does did doing a an the and
-but if or because as until while of at by for with about against between into through during before after
-above below to from up down in out on off over under again further then once here there when where why how
-all any both each few more most other some such no nor not only own same so than too very s t can will just
-don dont should shouldve now d ll m o re ve y ain aren arent couldn couldnt didn didnt doesn doesnt hadn
-hadnt hasn hasnt haven havent isn isnt ma mightn mightnt mustn mustnt needn neednt shan shant shouldn
-shouldnt wasn wasnt weren werent won wont wouldn wouldnt
+i me my myself we our ours ourselves you youre youve youll youd your yours yourself yourselves he him his himself she
+shes her hers herself it its itself they them their theirs themselves what which who whom this that thatll these those
+am is are was were be been being have has had having do does did doing a an the and but if or because as until while of
+at by for with about against between into through during before after above below to from up down in out on off over
+under again further then once here there when where why how all any both each few more most other some such no nor not
+only own same so than too very s t can will just don dont should shouldve now d ll m o re ve y ain aren arent couldn
+couldnt didn didnt doesn doesnt hadn hadnt hasn hasnt haven havent isn isnt ma mightn mightnt mustn mustnt needn neednt
+shan shant shouldn shouldnt wasn wasnt weren werent won wont wouldn wouldnt
 """.split())
 
-_TAG = re.compile(r"<[^>]*>")
-_DIGITS = re.compile(r"\d+")
-_APOSTROPHE = re.compile(r"['\u2019`]")
-_PUNCT = re.compile(r"[^\w\s]|_")
-_SPLIT_PUNCT = re.compile(r"\w+|[^\w\s]")
-_SPACE = re.compile(r"\s+")
+#: An HTML tag (also one cut off at the end) or comment; a ``<`` not followed by a letter or ``/`` is text.
+HTML_TAG = re.compile(r"<!--.*?(?:-->|$)|</?[A-Za-z][^<>]*(?:>|$)", re.S)
 
 FIELDS = ("title", "description")
 
-
-# --- the rules, one function each -----------------------------------------------------------------------
 
 def lowercase(text: str) -> str:
     """``"Blue SHIRT"`` → ``"blue shirt"``."""
@@ -86,29 +53,30 @@ def lowercase(text: str) -> str:
 
 
 def strip_html(text: str) -> str:
-    """Remove tags (``<br/>``, ``<p class=...>``) and decode entities (``&amp;`` → ``&``); tags become spaces."""
-    return html.unescape(_TAG.sub(" ", text))
+    """Decode entities (``&lt;b&gt;`` → ``<b>``), then replace tags by spaces; the catalog readers use it too."""
+    if "&" in text:
+        text = html.unescape(text)
+    return HTML_TAG.sub(" ", text) if "<" in text else text
 
 
 def remove_digits(text: str) -> str:
-    """Replace every run of digits by a space: ``"pack of 2"`` → ``"pack of  "``."""
-    return _DIGITS.sub(" ", text)
+    """Replace every run of digits by a space."""
+    return re.sub(r"\d+", " ", text)
 
 
 def remove_punctuation(text: str) -> str:
-    """Drop apostrophes inside words (``don't`` → ``dont``) and replace other punctuation by spaces."""
-    return _PUNCT.sub(" ", _APOSTROPHE.sub("", text))
+    """Drop apostrophes (``don't`` → ``dont``) and replace other punctuation by spaces."""
+    return re.sub(r"[^\w\s]|_", " ", re.sub(r"['\u2019`]", "", text))
 
 
 def split_punctuation(text: str) -> str:
-    """Set punctuation marks apart as their own tokens: ``"shirt,blue"`` → ``"shirt , blue"`` (titles; GloVe
-    has vectors for ``,``, ``(``, ``-`` …)."""
-    return " ".join(_SPLIT_PUNCT.findall(text))
+    """Set punctuation apart as tokens: ``"shirt,blue"`` → ``"shirt , blue"`` (titles; GloVe has ``,`` ``(`` …)."""
+    return " ".join(re.findall(r"\w+|[^\w\s]", text))
 
 
 def collapse_whitespace(text: str) -> str:
-    """Runs of spaces, tabs and newlines become one space; ends are trimmed."""
-    return _SPACE.sub(" ", text).strip()
+    """Runs of whitespace become one space; ends are trimmed."""
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def tokenize(text: str) -> list[str]:
@@ -134,79 +102,62 @@ def truncate_words(tokens: Sequence[str], max_words: int) -> list[str]:
 
 
 def _as_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return str(value)
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
-# --- the two pipelines ------------------------------------------------------------------------------------
+def _check_field(field: str) -> None:
+    if field not in FIELDS:
+        raise ValueError(f"unknown text field {field!r}; choose one of {', '.join(FIELDS)}")
+
 
 def _pipeline(field: str, max_words: int) -> list[tuple[str, Callable[[str], str]]]:
-    """The named steps of one field's cleaning, in order; :func:`clean_description`, :func:`clean_title` and
-    :func:`trace_cleaning` all run this list, so a trace shows exactly what the cleaner does."""
+    """The named steps of one field's cleaning; the cleaners and :func:`trace_cleaning` all run this list."""
     def words(fn: Callable[[list[str]], list[str]]) -> Callable[[str], str]:
         return lambda s: " ".join(fn(tokenize(s)))
 
-    if field == "description":
-        return [
-            ("lowercase", lowercase),
-            ("strip HTML", strip_html),
-            ("drop words > 30 characters", words(drop_long_words)),
-            ("remove digits", remove_digits),
+    _check_field(field)
+    keep = (f"keep {max_words} words", words(lambda t: truncate_words(t, max_words)))
+    if field == "title":
+        return [("lowercase", lowercase), ("strip HTML", strip_html), ("split punctuation", split_punctuation),
+                ("collapse whitespace", collapse_whitespace), keep]
+    return [("lowercase", lowercase), ("strip HTML", strip_html),
+            ("drop words > 30 characters", words(drop_long_words)), ("remove digits", remove_digits),
             ("remove punctuation", remove_punctuation),
             ("drop stop words", words(drop_stop_words)),  # tokenize + join also collapses whitespace
-            (f"keep {max_words} words", words(lambda t: truncate_words(t, max_words))),
-        ]
-    if field == "title":
-        return [
-            ("lowercase", lowercase),
-            ("strip HTML", strip_html),
-            ("split punctuation", split_punctuation),
-            ("collapse whitespace", collapse_whitespace),
-            (f"keep {max_words} words", words(lambda t: truncate_words(t, max_words))),
-        ]
-    raise ValueError(f"unknown text field {field!r}; choose one of {', '.join(FIELDS)}")
+            keep]
 
 
-def _run(text: Any, field: str, max_words: int) -> str:
-    s = _as_text(text)
-    for _, step in _pipeline(field, max_words):
-        s = step(s)
-    return s
+def _steps(text: Any, steps: list[tuple[str, Callable[[str], str]]]) -> list[tuple[str, str]]:
+    """``(step, text after it)`` for each of ``steps`` (a :func:`_pipeline`), starting with ``("raw", text)``."""
+    rows = [("raw", _as_text(text))]
+    for name, step in steps:
+        rows.append((name, step(rows[-1][1])))
+    return rows
 
 
 def clean_description(text: Any, max_words: int = 300) -> str:
-    """The paper's description rule: lowercase, strip HTML, drop words over 30 characters, digits,
-    punctuation, stop words and excess whitespace; keep at most ``max_words`` words.
-
-    Long words are judged on whitespace-separated tokens *before* punctuation is removed, so a URL is one
-    long word and goes as a whole.
+    """The paper's description rule: lowercase, strip HTML, drop words over 30 characters (judged before
+    punctuation goes, so a URL goes whole), digits, punctuation, stop words; at most ``max_words`` words.
 
     >>> clean_description("<p>The BEST shirt, 100% cotton!</p>")
     'best shirt cotton'
     """
-    return _run(text, "description", max_words)
+    return _steps(text, _pipeline("description", max_words))[-1][1]
 
 
 def clean_title(text: Any, max_words: int = 57) -> str:
-    """The paper's title rule: lowercase, strip HTML, punctuation set apart as tokens, stop words and digits
-    kept; at most ``max_words`` tokens.
+    """The paper's title rule: lowercase, strip HTML, punctuation as tokens, stop words and digits kept.
 
     >>> clean_title("Men's Slim-Fit Shirt (Pack of 2)")
     "men ' s slim - fit shirt ( pack of 2 )"
     """
-    return _run(text, "title", max_words)
+    return _steps(text, _pipeline("title", max_words))[-1][1]
 
 
 def trace_cleaning(text: Any, field: str, max_words: int | None = None, width: int = 110) -> pd.DataFrame:
-    """Every step of ``field``'s cleaning applied to one ``text``: the step, the text after it (shortened to
-    ``width`` characters) and its word count (notebooks 02 and 03)."""
-    max_words = max_words or (57 if field == "title" else 300)
-    s = _as_text(text)
-    rows = [("raw", s)]
-    for name, step in _pipeline(field, max_words):
-        s = step(s)
-        rows.append((name, s))
+    """Each cleaning step of ``field`` on one ``text``: step, text after it (cut to ``width``), word count
+    (notebooks 02 and 03)."""
+    rows = _steps(text, _pipeline(field, max_words or (57 if field == "title" else 300)))
     return pd.DataFrame([{"step": name, "text": _shorten(t, width), "words": len(t.split())} for name, t in rows])
 
 
@@ -216,19 +167,15 @@ def _shorten(s: str, width: int) -> str:
 
 
 def clean_text(texts: Iterable[Any], field: str, max_words: int) -> list[str]:
-    """Apply :func:`clean_title` or :func:`clean_description` (``field``) to every text."""
-    if field not in FIELDS:
-        raise ValueError(f"unknown text field {field!r}; choose one of {', '.join(FIELDS)}")
-    fn = clean_title if field == "title" else clean_description
-    return [fn(t, max_words) for t in texts]
+    """:func:`clean_title` or :func:`clean_description` (``field``) of every text."""
+    steps = _pipeline(field, max_words)  # what clean_title / clean_description run
+    return [_steps(t, steps)[-1][1] for t in texts]
 
-
-# --- vocabulary -------------------------------------------------------------------------------------------
 
 @dataclass
 class Vocabulary:
-    """Word ↔ index map fitted on training texts only: index 0 = padding, 1 = out-of-vocabulary, then words
-    by descending training count (ties in first-seen order)."""
+    """Word ↔ index map fitted on training texts: 0 = padding, 1 = OOV, then words by descending training
+    count (ties in first-seen order)."""
 
     words: list[str]
     counts: dict[str, int] = field(default_factory=dict)
@@ -243,16 +190,13 @@ class Vocabulary:
 
     @classmethod
     def fit(cls, texts: Iterable[str], max_size: int, min_count: int = 1) -> Vocabulary:
-        """Count whitespace tokens of ``texts`` (the TRAINING split) and keep the ``max_size - 2`` most
-        frequent with at least ``min_count`` occurrences; ``max_size`` includes the two reserved rows."""
+        """Keep the ``max_size - 2`` most frequent tokens of ``texts`` (the TRAINING split) seen at least
+        ``min_count`` times; ``max_size`` includes the two reserved rows."""
         if max_size < 3:
             raise ValueError(f"max_size must be at least 3 (padding, OOV and one word), got {max_size}")
-        counts: Counter[str] = Counter()
-        for text in texts:
-            counts.update(tokenize(text))
+        counts = Counter(w for text in texts for w in tokenize(text))
         kept = [(w, c) for w, c in counts.items() if c >= min_count]  # Counter keeps first-seen order
-        kept.sort(key=lambda wc: -wc[1])  # stable: ties stay in first-seen order
-        kept = kept[: max_size - 2]
+        kept = sorted(kept, key=lambda wc: -wc[1])[: max_size - 2]  # stable: ties stay in first-seen order
         return cls(words=[*cls.SPECIALS, *(w for w, _ in kept)], counts=dict(kept), min_count=min_count)
 
     def __len__(self) -> int:
@@ -266,7 +210,7 @@ class Vocabulary:
         return self._index.get(word, OOV)
 
     def encode(self, texts: Iterable[str], length: int) -> np.ndarray:
-        """``int32`` matrix (n × ``length``): token indices, truncated at ``length`` and right-padded with 0."""
+        """``int32`` matrix (n × ``length``) of token indices, truncated and right-padded with 0."""
         if length < 1:
             raise ValueError(f"sequence length must be at least 1, got {length}")
         texts = list(texts)
@@ -277,13 +221,9 @@ class Vocabulary:
         return out
 
     def oov_rate(self, texts: Iterable[str]) -> float:
-        """Share of tokens of ``texts`` that map to OOV (0 for no tokens)."""
-        total = oov = 0
-        for text in texts:
-            for w in tokenize(text):
-                total += 1
-                oov += w not in self
-        return oov / total if total else 0.0
+        """Share of the tokens of ``texts`` that map to OOV (0 for no tokens)."""
+        flags = [w not in self for text in texts for w in tokenize(text)]
+        return sum(flags) / len(flags) if flags else 0.0
 
     def to_json(self) -> str:
         return json.dumps({"words": self.words, "counts": self.counts, "min_count": self.min_count})
@@ -294,11 +234,9 @@ class Vocabulary:
         return cls(words=data["words"], counts=data["counts"], min_count=data["min_count"])
 
 
-# --- one call per notebook ----------------------------------------------------------------------------------
-
 @dataclass
 class TextData:
-    """One text field of a dataset, cleaned, with its training vocabulary and encoded splits."""
+    """One text field of a dataset: raw and cleaned texts, training vocabulary and encoded splits."""
 
     field: str
     raw: dict[str, list[str]]
@@ -309,44 +247,40 @@ class TextData:
     max_words: int
 
     def lengths(self, split: str = "train") -> np.ndarray:
-        """Number of tokens of each cleaned text of ``split`` (before padding/truncation to ``seq_len``)."""
+        """Tokens of each cleaned text of ``split`` (before padding/truncation to ``seq_len``)."""
         return np.array([len(tokenize(t)) for t in self.clean[split]], dtype=int)
 
     def examples(self, n: int = 5, split: str = "train", width: int = 160) -> pd.DataFrame:
-        """The first ``n`` texts of ``split``: raw (shortened to ``width`` characters) beside cleaned."""
-        rows = [{"raw": _shorten(r, width), "cleaned": _shorten(c, width), "raw words": len(r.split()),
-                 "clean words": len(c.split())}
-                for r, c in zip(self.raw[split][:n], self.clean[split][:n], strict=True)]
-        return pd.DataFrame(rows)
+        """The first ``n`` texts of ``split``, raw beside cleaned (cut to ``width`` characters)."""
+        return pd.DataFrame([{"raw": _shorten(r, width), "cleaned": _shorten(c, width), "raw words": len(r.split()),
+                              "clean words": len(c.split())}
+                             for r, c in zip(self.raw[split][:n], self.clean[split][:n], strict=True)])
 
     def stats(self) -> dict[str, Any]:
-        """Vocabulary size, token lengths and OOV rates per split (how much each split's text the training
-        vocabulary covers)."""
+        """Vocabulary size, token lengths, and per split the empty texts and OOV rate."""
         lengths = self.lengths("train")
-        out: dict[str, Any] = {
+        some = len(lengths) > 0
+        return {
             "vocab_size": len(self.vocab),
             "distinct_train_words": len(self.vocab.counts),
             "seq_len": self.seq_len,
-            "median_words": float(np.median(lengths)) if len(lengths) else 0.0,
-            "p95_words": float(np.percentile(lengths, 95)) if len(lengths) else 0.0,
-            "truncated_share": float(np.mean(lengths > self.seq_len)) if len(lengths) else 0.0,
+            "median_words": float(np.median(lengths)) if some else 0.0,
+            "p95_words": float(np.percentile(lengths, 95)) if some else 0.0,
+            "truncated_share": float(np.mean(lengths > self.seq_len)) if some else 0.0,
             "empty_texts": {s: int(sum(1 for t in c if not t)) for s, c in self.clean.items()},
+            **{f"oov_rate_{s}": self.vocab.oov_rate(texts) for s, texts in self.clean.items()},
         }
-        for split, texts in self.clean.items():
-            out[f"oov_rate_{split}"] = self.vocab.oov_rate(texts)
-        return out
 
 
 def prepare_text(ds: Dataset, field: str, profile: Profile, splits: Sequence[str] = ("train", "val", "test"),
                  ) -> TextData:
-    """Clean ``field`` (``title`` or ``description``) of every split, fit the vocabulary on train only and
-    encode all splits to ``profile.title_len`` / ``profile.desc_len`` indices (notebooks 02 and 03)."""
-    if field not in FIELDS:
-        raise ValueError(f"unknown text field {field!r}; choose one of {', '.join(FIELDS)}")
+    """Clean ``field`` of every split, fit the vocabulary on train only and encode all splits to
+    ``profile.title_len`` / ``profile.desc_len`` indices (notebooks 02 and 03)."""
+    _check_field(field)
     seq_len = profile.title_len if field == "title" else profile.desc_len
     max_words = 57 if field == "title" else 300  # the paper's word limits; seq_len may cut further
     raw = {s: [_as_text(t) for t in ds.part(s)[field].tolist()] for s in splits}
     clean = {s: clean_text(texts, field, max_words) for s, texts in raw.items()}
     vocab = Vocabulary.fit(clean["train"], max_size=profile.max_vocab)
     x = {s: vocab.encode(texts, seq_len) for s, texts in clean.items()}
-    return TextData(field=field, raw=raw, clean=clean, vocab=vocab, x=x, seq_len=seq_len, max_words=max_words)
+    return TextData(field, raw, clean, vocab, x, seq_len, max_words)

@@ -156,7 +156,7 @@ def test_dead_host_raises_download_error(tmp_path: Path) -> None:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now: connection refused
-    with pytest.raises(DownloadError, match=f"127.0.0.1:{port}/x.bin.*gave up after 2"):
+    with pytest.raises(DownloadError, match=f"127.0.0.1:{port}/x.bin.*after 2 attempts"):
         fetch(f"http://127.0.0.1:{port}/x.bin", tmp_path, retries=2, timeout=2, progress=False)
 
 

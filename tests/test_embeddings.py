@@ -99,7 +99,7 @@ def test_gensim_data_cache_is_used_without_network(tmp_path, monkeypatch):
 
 
 def test_word2vec_fallback_is_seeded_and_deterministic(monkeypatch):
-    monkeypatch.setattr(E, "network_available", lambda *a, **k: False)
+    monkeypatch.setattr(E, "reachable", lambda *a, **k: False)
     texts = ["red cotton shirt", "blue cotton shirt", "ceramic coffee mug", "white coffee mug"] * 5
     vocab = Vocabulary.fit(texts, max_size=50)
     m1, info = E.text_embeddings(vocab, "word2vec", dim=8, seed=7, train_texts=texts)
@@ -138,7 +138,7 @@ def test_downloader_fails_fast_when_connection_hangs(monkeypatch):
 def test_downloader_error_is_reported_not_raised(monkeypatch):
     import gensim.downloader as api
 
-    monkeypatch.setattr(E, "network_available", lambda *a, **k: True)
+    monkeypatch.setattr(E, "reachable", lambda *a, **k: True)
 
     def boom(name, return_path=False):
         raise TimeoutError("timed out")
@@ -152,4 +152,6 @@ def test_downloader_error_is_reported_not_raised(monkeypatch):
 def test_offline_variable_skips_probe(monkeypatch):
     monkeypatch.setenv("PRODLIB_OFFLINE", "1")
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("must not probe"))
-    assert E.network_available() is False
+    from prodlib.download import reachable
+
+    assert reachable("example.org") is False

@@ -1,6 +1,4 @@
-"""Keras model builders: :mod:`prodlib.models.kim_cnn` (title and description classifiers, notebooks 02 and 03).
-
-Kept light on purpose: importing ``prodlib.models`` imports no Keras; each builder module does.
-"""
+"""Keras model builders: :mod:`prodlib.models.kim_cnn` (notebooks 02, 03) and :mod:`prodlib.models.resnet`
+(notebook 04). Importing ``prodlib.models`` imports no Keras; each builder module does."""
 
 __all__ = ["kim_cnn"]

@@ -1,8 +1,6 @@
-"""Kim (2014)'s sentence CNN, the paper's title and description classifier (notebooks 02 and 03).
-
-Embedding → parallel Conv1D windows (3, 4, 5) × 100 filters with ReLU → max-over-time pooling →
-concatenation (the layer named ``features``: early fusion reads it) → dropout 0.5 → Dense(n_classes,
-sigmoid). Keras 3, backend-neutral: runs on TensorFlow, JAX or PyTorch.
+"""Kim (2014)'s sentence CNN, the paper's title and description classifier (notebooks 02 and 03): embedding →
+Conv1D windows (3, 4, 5) × 100 filters, ReLU → max-over-time pooling → concatenation (layer ``features``, read by
+early fusion) → dropout 0.5 → Dense(n_classes, sigmoid). Keras 3, any backend.
 """
 
 from __future__ import annotations
@@ -23,13 +21,9 @@ def build_kim_cnn(vocab_size: int, seq_len: int, n_classes: int, *, embedding_ma
                   embedding_dim: int = 300, trainable: bool = True, windows: Sequence[int] = (3, 4, 5),
                   filters: int = 100, dropout: float = 0.5, output_bias: np.ndarray | None = None,
                   name: str = "kim_cnn") -> keras.Model:
-    """A multi-label Kim-CNN on ``int32`` token ids of shape ``(batch, seq_len)``.
-
-    ``embedding_matrix`` (``vocab_size × d``) initialises the embedding layer and fixes its width ``d``
-    (``embedding_dim`` is then ignored); ``trainable=False`` freezes it (Kim's *static* variant).
-    ``output_bias`` (one value per class, e.g. :func:`prior_bias` of the training labels) starts the sigmoid
-    outputs at the class frequencies instead of 0.5.
-    """
+    """A multi-label Kim-CNN on ``int32`` token ids ``(batch, seq_len)``. ``embedding_matrix`` (``vocab_size × d``)
+    initialises the embedding and sets its width; ``trainable=False`` freezes it (Kim's *static* variant).
+    ``output_bias`` (per class, e.g. :func:`prior_bias`) starts the sigmoids at the class priors instead of 0.5."""
     windows = tuple(int(w) for w in windows)
     if not windows:
         raise ValueError("windows must hold at least one window size, e.g. (3, 4, 5)")
@@ -43,28 +37,23 @@ def build_kim_cnn(vocab_size: int, seq_len: int, n_classes: int, *, embedding_ma
         embedding_dim = int(embedding_matrix.shape[1])
     tokens = keras.Input(shape=(seq_len,), dtype="int32", name="tokens")
     embed = keras.layers.Embedding(vocab_size, embedding_dim, trainable=trainable, name="embedding")
-    x = embed(tokens)
-    pooled = []
+    x, pooled = embed(tokens), []
     for w in windows:
         conv = keras.layers.Conv1D(filters, w, activation="relu", name=f"conv_{w}")(x)
         pooled.append(keras.layers.GlobalMaxPooling1D(name=f"maxpool_{w}")(conv))
-    if len(pooled) > 1:
-        features = keras.layers.Concatenate(name="features")(pooled)
-    else:
-        features = keras.layers.Identity(name="features")(pooled[0])
+    features = (keras.layers.Concatenate(name="features")(pooled) if len(pooled) > 1
+                else keras.layers.Identity(name="features")(pooled[0]))
     h = keras.layers.Dropout(dropout, name="dropout")(features)
-    bias_init: str | keras.initializers.Initializer = "zeros"
     if output_bias is not None:
         output_bias = np.asarray(output_bias, dtype="float32")
         if output_bias.shape != (n_classes,):
             raise ValueError(f"output_bias has shape {output_bias.shape}; expected ({n_classes},)")
-        bias_init = keras.initializers.Constant(output_bias.tolist())
+    bias_init = "zeros" if output_bias is None else keras.initializers.Constant(output_bias.tolist())
     probs = keras.layers.Dense(n_classes, activation="sigmoid", bias_initializer=bias_init, name="probs",
                                dtype="float32")(h)  # float32 outputs under mixed precision
     model = keras.Model(tokens, probs, name=name)
-    if embedding_matrix is not None:
-        embed.set_weights([embedding_matrix])  # set after building: a Constant initializer would copy the
-        #                                        whole matrix into the saved model's config
+    if embedding_matrix is not None:  # set after building: a Constant initializer would put it in the config
+        embed.set_weights([embedding_matrix])
     return model
 
 
