@@ -15,9 +15,8 @@ help:
 	@echo "make check-book                        load every built page in headless Chromium"
 	@echo "make lint | strip | lock | clean"
 
-# (Re)create the virtual environment from the pinned set whenever the lock file, pyproject or the C
-# scanner changes (`pip install -e .` compiles prodlib/_scan2014.c; without a compiler it is skipped).
-$(STAMP): requirements/lock.txt pyproject.toml setup.py prodlib/_scan2014.c
+# (Re)create the virtual environment from the pinned set whenever the lock file or pyproject changes.
+$(STAMP): requirements/lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "prodlib needs Python 3.11 or newer; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -40,7 +39,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 strip: setup
-	$(BIN)/python -m prodlib strip notebooks/*.ipynb
+	$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb
 
 lock: setup
 	( echo "# Exact set used by make and CI (Python 3.11, Linux x86-64). Regenerate: make lock"; \

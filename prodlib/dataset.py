@@ -1,8 +1,6 @@
-"""The study's dataset: catalog table + labels + splits, built once by notebook 01 and read by the rest.
-
-``build_dataset`` turns a catalog table (the contract every reader returns: ``id``, ``title``,
-``description``, ``category_paths``, ``image``, ``source``) into labelled, split products;
-``save_dataset``/``load_dataset`` move it through ``runs/<profile>/01_data/``. Explained in notebook 01.
+"""The study's dataset: a catalog table (the columns of ``CATALOG_COLUMNS``) sampled, labelled and split by
+:func:`build_dataset`, saved by notebook 01 into ``runs/<profile>/01_data/`` and read back by the others
+with :func:`load_dataset`. Explained in notebook 01.
 """
 
 from __future__ import annotations
@@ -17,22 +15,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prodlib.artifacts import StageOutput, load_stage
+from prodlib.artifacts import ArtifactMismatch, StageOutput, atomic_write, load_stage
+from prodlib.catalog import CATALOG_COLUMNS
 from prodlib.config import Profile
 from prodlib.labels import build_labels, label_matrix
 from prodlib.splits import SPLITS, sample_ids, split_ids
 
-__all__ = ["CATALOG_COLUMNS", "DATA_STAGE", "Dataset", "build_dataset", "load_dataset", "save_dataset",
-           "check_catalog"]
+__all__ = ["CATALOG_COLUMNS", "DATA_STAGE", "Dataset", "build_dataset", "check_catalog", "load_dataset",
+           "save_dataset"]
 
 DATA_STAGE = "01_data"
-CATALOG_COLUMNS = ("id", "title", "description", "category_paths", "image", "source")
 
 
 def check_catalog(table: pd.DataFrame) -> None:
     """Raise a clear error when ``table`` does not follow the catalog contract."""
-    missing = [c for c in CATALOG_COLUMNS if c not in table.columns]
-    if missing:
+    if missing := [c for c in CATALOG_COLUMNS if c not in table.columns]:
         raise ValueError(f"catalog table lacks columns {missing}; readers must return {list(CATALOG_COLUMNS)}")
     if table["id"].duplicated().any():
         dup = table.loc[table["id"].duplicated(), "id"].iloc[0]
@@ -79,49 +76,36 @@ def _fingerprint(table: pd.DataFrame, classes: list[str], splits: dict[str, list
 
 
 def build_dataset(catalog: pd.DataFrame, profile: Profile) -> Dataset:
-    """Sample, label (flatten + min-count filter) and split ``catalog`` as ``profile`` says.
-
-    Sampling happens before labelling, as in the paper; products left without a label are dropped and
-    counted in ``stats``.
-    """
+    """Sample (before labelling, as in the paper), label (flatten + min-count filter; products left without
+    a label are dropped and counted in ``stats``) and split ``catalog`` as ``profile`` says."""
     check_catalog(catalog)
     table = catalog.set_index("id", drop=False)
     table.index = table.index.astype(str)
-    ids = sample_ids(list(table.index), profile.n_products, profile.seed)
-    table = table.loc[ids]
+    table = table.loc[ids := sample_ids(list(table.index), profile.n_products, profile.seed)]
     result = build_labels(table["category_paths"], profile.label_mode, profile.label_min_count)
     if not result.classes:
-        raise ValueError(
-            f"no class has {profile.label_min_count} products in this catalog of {len(table)}; "
-            "lower label_min_count"
-        )
+        raise ValueError(f"no class has {profile.label_min_count} products in this catalog of {len(table)}; "
+                         "lower label_min_count")
     table = table.loc[result.labels.index].copy()
     table["labels"] = result.labels
     splits = split_ids(list(table.index), profile.test_size, profile.val_size, profile.seed)
-    stats = {
-        "sampled_products": len(ids),
-        "labels": result.to_dict(),
-        "split_sizes": {k: len(v) for k, v in splits.items()},
-    }
+    stats = {"sampled_products": len(ids), "labels": result.to_dict(),
+             "split_sizes": {k: len(v) for k, v in splits.items()}}
     return Dataset(table=table, classes=result.classes, splits=splits, profile=profile.name, stats=stats)
 
 
 def save_dataset(ds: Dataset, out: StageOutput) -> None:
     """Write ``catalog.jsonl``, ``classes.json``, ``splits.json`` and ``dataset_stats.json`` into ``out``."""
-    path = out.path / "catalog.jsonl"
-    tmp = path.with_name(path.name + ".tmp")
-    ds.table.reset_index(drop=True).to_json(tmp, orient="records", lines=True, force_ascii=False)
-    os.replace(tmp, path)
-    out.save_json("classes", ds.classes)
-    out.save_json("splits", ds.splits)
-    out.save_json("dataset_stats", ds.stats)
+    with atomic_write(out.path / "catalog.jsonl") as tmp:
+        ds.table.reset_index(drop=True).to_json(tmp, orient="records", lines=True, force_ascii=False)
+    for name, obj in (("classes", ds.classes), ("splits", ds.splits), ("dataset_stats", ds.stats)):
+        out.save_json(name, obj)
 
 
 def load_dataset(profile: str | Profile, run_dir: str | os.PathLike[str] | None = None) -> Dataset:
     """Read the dataset notebook 01 saved for ``profile``; its fingerprint is checked against the manifest."""
     stage = load_stage(profile, DATA_STAGE, run_dir)
-    table = pd.read_json(Path(stage.path) / "catalog.jsonl", orient="records", lines=True,
-                         dtype={"id": str})
+    table = pd.read_json(Path(stage.path) / "catalog.jsonl", orient="records", lines=True, dtype={"id": str})
     table["id"] = table["id"].astype(str)
     for col in ("title", "description"):
         table[col] = table[col].fillna("").astype(str)
@@ -130,8 +114,6 @@ def load_dataset(profile: str | Profile, run_dir: str | os.PathLike[str] | None 
     ds = Dataset(table=table, classes=stage.load_json("classes"), splits=stage.load_json("splits"),
                  profile=stage.profile, stats=stage.load_json("dataset_stats"))
     if ds.fingerprint != stage.fingerprint:
-        from prodlib.artifacts import ArtifactMismatch
-
         raise ArtifactMismatch(
             f"{stage.path} was changed after its run (fingerprint {ds.fingerprint[:12]} vs manifest "
             f"{stage.fingerprint[:12]}); rerun notebook 01"
@@ -140,20 +122,3 @@ def load_dataset(profile: str | Profile, run_dir: str | os.PathLike[str] | None 
         ds.splits.setdefault(split, [])
     return ds
 
-
-def load_catalog(profile: Profile, work_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, Any]:
-    """The raw catalog table for ``profile`` and the reader's report of what it skipped.
-
-    ``demo`` generates the synthetic catalog (its images into ``work_dir/raw_images``); ``env`` reads
-    ``$PRODLIB_CATALOG``; ``amazon2014`` obtains the 2014 metadata (see :mod:`prodlib.catalog`).
-    """
-    if profile.catalog == "demo":
-        from prodlib.demo import DEMO_SOURCE, generate_demo_catalog
-
-        table = generate_demo_catalog(profile.demo_products, profile.seed, Path(work_dir) / "raw_images")
-        report = {"source": DEMO_SOURCE, "records_read": len(table), "kept": len(table), "skipped": {}}
-        return table, report
-    from prodlib.catalog import open_catalog
-
-    result = open_catalog(profile.catalog, cache_dir=Path(work_dir).parent.parent / ".cache")
-    return result.table, result.report

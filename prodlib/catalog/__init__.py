@@ -1,0 +1,141 @@
+"""Catalog readers: every public product catalog the study can use, read into one table with a report of what was
+skipped and repaired (notebook 01). ``report``, ``records`` and ``fields`` serve the readers, one module per format
+(``amazon2014``, ``amazon_jsonl``, ``flipkart``, ``generic``); here the dispatch: :func:`read_catalog` (a path or
+``format:path``), :func:`catalog_from_env` and :func:`open_catalog` (a profile's catalog)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prodlib import download
+from prodlib.artifacts import repo_root
+from prodlib.catalog.amazon2014 import iter_amazon2014, read_amazon2014
+from prodlib.catalog.amazon_jsonl import read_amazon2018, read_amazon2023
+from prodlib.catalog.flipkart import read_flipkart
+from prodlib.catalog.generic import default_columns, read_generic
+from prodlib.catalog.records import first_line
+from prodlib.catalog.report import CatalogError, CatalogResult, ReadReport
+from prodlib.demo import DEMO_SOURCE, generate_demo_catalog
+
+if TYPE_CHECKING:
+    from prodlib.config import Profile
+
+__all__ = ["CATALOG_COLUMNS", "FORMATS", "CatalogError", "CatalogResult", "ReadReport", "catalog_from_env",
+           "detect_format", "iter_amazon2014", "open_catalog", "read_amazon2014", "read_amazon2018",
+           "read_amazon2023", "read_catalog", "read_flipkart", "read_generic"]
+
+CATALOG_COLUMNS = ("id", "title", "description", "category_paths", "image", "source")
+FORMATS = ("amazon2014", "amazon2018", "amazon2023", "flipkart", "generic")
+ENV_VAR = "PRODLIB_CATALOG"
+ENV_EXAMPLE = "PRODLIB_CATALOG=flipkart:../shared/data/flipkart1050 make book PROFILE=sample"
+AMAZON2014_ENV = "PRODLIB_AMAZON2014"
+
+_READERS: dict[str, Callable[..., CatalogResult]] = {
+    "amazon2014": read_amazon2014, "amazon2018": read_amazon2018, "amazon2023": read_amazon2023,
+    "flipkart": read_flipkart, "generic": read_generic}
+_ACCEPTED = (
+    "a path to a Flipkart folder (CSV + images/) or CSV, an Amazon metadata file (2014 metadata.json.gz / "
+    "meta_<Category>.json.gz, 2018 meta_<Category>.json.gz, 2023 meta_<Category>.jsonl[.gz]), or "
+    "'format:path' with format one of " + ", ".join(FORMATS) + " (generic needs columns=...)")
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """The catalog format of ``path``, from its files and first line (see :func:`read_catalog`)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CatalogError(f"catalog path {p} does not exist; accepted: {_ACCEPTED}")
+    if p.is_dir():
+        if any(p.glob("flipkart_*.csv")):
+            return "flipkart"
+        raise CatalogError(f"cannot tell the catalog format of folder {p}; accepted: {_ACCEPTED}")
+    first = first_line(p)
+    if p.name.lower().endswith((".csv", ".csv.gz")):
+        if "uniq_id" in first and "product_category_tree" in first:
+            return "flipkart"
+        raise CatalogError(f"{p} is a CSV without Flipkart columns; read it with format 'generic' and "
+                           f"columns={{'id': ..., 'title': ..., 'category': ...}} (header: {first[:200]!r})")
+    if not first.startswith("{"):
+        raise CatalogError(f"cannot tell the catalog format of {p} (first line {first[:80]!r}); accepted: {_ACCEPTED}")
+    try:
+        rec = json.loads(first)
+    except ValueError:
+        return "amazon2014"  # a Python dict literal
+    if "parent_asin" in rec:  # a line that starts with "{" and parses is a JSON object
+        return "amazon2023"
+    if "category" in rec or "asin" in rec:
+        return "amazon2018"
+    if "categories" in rec:
+        return "amazon2014"
+    raise CatalogError(f"cannot tell the catalog format of {p} (keys {sorted(rec)[:10]}); accepted: {_ACCEPTED}")
+
+
+def _locate(path: str | os.PathLike[str]) -> Path:
+    """``path``, or from the repository root when it is relative and not found here (notebooks run in their own
+    folder, while ``../shared/data/...`` is meant from the root)."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and not p.exists() and (repo_root() / p).exists():
+        return (repo_root() / p).resolve()
+    return p
+
+
+def read_catalog(spec: str | os.PathLike[str], **kw: Any) -> CatalogResult:
+    """Read a catalog given as a path (format detected) or ``format:path``; notebook 01. Keyword arguments go to
+    the reader (``limit``, ``require_title``, ..., for ``generic`` ``columns``); a
+    :class:`~prodlib.catalog.report.CatalogError` for unknown formats and unreadable paths says what is accepted."""
+    fmt, path = None, os.fspath(spec)
+    head, sep, tail = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if sep and head.lower() in FORMATS:
+        fmt, path = head.lower(), tail
+    elif sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]+", head) and not Path(spec).exists():
+        raise CatalogError(f"unknown catalog format {head!r} in {spec!r}; accepted: {_ACCEPTED}")
+    if not path:
+        raise CatalogError(f"empty catalog path in {spec!r}; accepted: {_ACCEPTED}")
+    p = _locate(path)
+    if not p.exists():
+        raise CatalogError(f"catalog path {p} does not exist; accepted: {_ACCEPTED}")
+    fmt = fmt or ("generic" if "columns" in kw else detect_format(p))
+    if fmt == "generic" and "columns" not in kw:
+        kw = {**kw, "columns": default_columns(p)}
+    if fmt != "flipkart" and p.is_dir():
+        raise CatalogError(f"{p} is a folder; format {fmt!r} reads a file. Accepted: {_ACCEPTED}")
+    return _READERS[fmt](p, **kw)
+
+
+def catalog_from_env(var: str = ENV_VAR, **kw: Any) -> CatalogResult:
+    """Read the catalog named by the environment variable ``var`` (``PRODLIB_CATALOG``); notebook 01."""
+    spec = os.environ.get(var, "").strip()
+    how = f"Set {var} to a catalog path or format:path, for example\n    {ENV_EXAMPLE}"
+    if not spec:
+        raise CatalogError(f"${var} is not set, so there is no catalog to read. {how}\nAccepted: {_ACCEPTED}.")
+    try:
+        return read_catalog(spec, **kw)
+    except CatalogError as e:
+        raise CatalogError(f"${var}={spec!r} cannot be read: {e}\n{how}") from e
+
+
+def open_catalog(profile: Profile, work_dir: str | os.PathLike[str]) -> CatalogResult:
+    """The catalog of ``profile.catalog`` as notebook 01 reads it: ``demo`` (images in ``work_dir/raw_images``), ``env``
+    (``$PRODLIB_CATALOG``), ``amazon2014`` (``$PRODLIB_AMAZON2014`` or downloaded, table cached in ``runs/.cache``;
+    products with title, description and image, as in the paper), else a :func:`read_catalog` spec."""
+    work_dir = Path(work_dir)
+    source = profile.catalog
+    if source == "demo":
+        table = generate_demo_catalog(profile.demo_products, profile.seed, work_dir / "raw_images")
+        return CatalogResult(table, ReadReport(DEMO_SOURCE, records_read=len(table), kept=len(table)))
+    if source == "env":
+        return catalog_from_env()
+    if source == "amazon2014":
+        cache_dir = work_dir.parent.parent / ".cache"  # runs/.cache, two folders above work_dir
+        local = os.environ.get(AMAZON2014_ENV, "").strip()  # a local copy, else downloaded
+        path = _locate(local) if local else download.fetch("amazon2014", cache_dir)
+        if local and not path.is_file():
+            raise CatalogError(f"${AMAZON2014_ENV}={local!r} is not a file; point it at metadata.json.gz "
+                               "(or a meta_<Category>.json.gz) or unset it to download")
+        return read_amazon2014(path, require_title=True, require_description=True, require_image=True,
+                               cache_dir=cache_dir)
+    return read_catalog(source)

@@ -1,0 +1,230 @@
+"""Lines, CSV rows and JSON records of plain or gzip catalog files, and :func:`collect`, which turns the readers'
+rows into the table (``require_*`` filters, duplicate ids dropped); notebook 01."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import sys
+import zlib
+from collections import Counter
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prodlib.catalog.fields import Row
+from prodlib.catalog.report import CatalogError, CatalogResult, ReadReport
+
+__all__ = ["collect", "csv_records", "decode_line", "json_records", "raw_lines", "read_rows"]
+
+_BLOCK = 1 << 16  # a corrupt gzip stream loses at most the lines of one block
+
+
+def existing_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`~pathlib.Path`; a :class:`CatalogError` when it is not an existing file."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise CatalogError(f"{p} is not a file" if p.exists() else f"catalog file {p} does not exist")
+    return p
+
+
+def source_name(path: Path, release: str) -> str:
+    """``amazon2018:Gift_Cards`` for ``meta_Gift_Cards.json.gz``; ``amazon2014:all`` for ``metadata.json.gz``."""
+    name = path.name.removesuffix(".gz").removesuffix(".jsonl").removesuffix(".json").removeprefix("meta_")
+    return f"{release}:{'all' if name == 'metadata' else name}"
+
+
+def open_binary(path: Path) -> io.BufferedIOBase:
+    """``path`` opened for reading bytes, decompressed when it is gzip."""
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")  # type: ignore[return-value]
+
+
+def first_line(path: Path) -> str:
+    """The first non-blank line of ``path`` (for format detection)."""
+    try:
+        with open_binary(path) as fh:
+            for raw in fh:
+                if line := raw[: 1 << 20].decode("utf-8", "replace").strip():
+                    return line
+    except (OSError, EOFError) as e:
+        raise CatalogError(f"cannot read {path}: {e}") from e
+    return ""
+
+
+def _gunzip(fh: io.BufferedIOBase) -> Iterator[bytes]:
+    """Decompressed blocks of a (multi-member) gzip stream, with plain ``zlib`` so that everything before a cut
+    or corrupt data is still delivered (``gzip.GzipFile`` would lose the last block)."""
+    d, started = zlib.decompressobj(wbits=31), False  # started: the current member has input
+    while comp := fh.read(_BLOCK):
+        while comp:
+            started = True
+            if out := d.decompress(comp):
+                yield out
+            comp = b""
+            if d.eof:  # the member ended: what follows starts the next one (or is zero padding)
+                comp, d, started = d.unused_data.lstrip(b"\x00"), zlib.decompressobj(wbits=31), False
+    if started and not d.eof:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+
+
+def raw_lines(path: Path, report: ReadReport) -> Iterator[bytes]:
+    """The lines of a plain or gzip file as bytes. A gzip stream cut short or corrupt ends them after the last
+    complete line; the cut is counted in ``report`` as one skipped record, and noted."""
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+        fh.seek(0)
+        rest = b""
+        try:
+            for block in _gunzip(fh) if gz else iter(lambda: fh.read(_BLOCK), b""):
+                *lines, rest = (rest + block).split(b"\n")
+                yield from lines
+        except (EOFError, zlib.error) as e:
+            report.records_read += 1
+            report.skip("file cut short (compressed stream ended early)", f"{path.name}: {e}")
+            report.notes.append(f"{path.name} ends early ({e}); the last, partial line was not read")
+            return
+        if rest:
+            yield rest
+
+
+def decode_line(raw: bytes, report: ReadReport) -> str:
+    """One line as text: non-UTF-8 bytes replaced and NUL bytes removed, each repair counted."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        line = raw.decode("utf-8", "replace")
+        report.fix("non-UTF-8 bytes replaced", line)
+    if "\x00" in line:
+        line = line.replace("\x00", "")
+        report.fix("NUL bytes removed", line)
+    return line
+
+
+def json_records(path: Path, report: ReadReport) -> Iterator[tuple[dict[str, Any], str]]:
+    """``(record, line)`` per line holding a JSON object; other non-blank lines are skipped (and counted)."""
+    for raw in raw_lines(path, report):
+        if not (line := decode_line(raw, report).strip()):
+            continue
+        report.records_read += 1
+        try:
+            value = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            report.skip("malformed line (not JSON)", f"{type(e).__name__}: {line}")
+            continue
+        if isinstance(value, dict):
+            yield value, line
+        else:
+            report.skip("line is not a JSON object", line)
+
+
+def csv_records(path: Path, report: ReadReport) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV as dicts; rows with the wrong number of fields are skipped and counted."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with open_binary(path) as fh:
+        reader = csv.reader(decode_line(raw, report) for raw in fh)  # lines keep their newline
+        try:
+            header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+        except csv.Error as e:
+            raise CatalogError(f"{path} is not a readable CSV file: {e}") from e
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                report.records_read += 1
+                report.skip("malformed CSV row", str(e))
+                continue
+            if not any(c.strip() for c in row):
+                continue
+            report.records_read += 1
+            if len(row) == len(header):
+                yield dict(zip(header, row, strict=True))
+            else:
+                report.skip(f"CSV row with {len(row)} fields instead of {len(header)}", ",".join(row))
+
+
+def collect(rows: Generator[Row, None, None], report: ReadReport, *, limit: int | None = None,
+            require_title: bool = False, require_description: bool = False, require_image: bool = False,
+            require_category: bool = True, chunk_size: int = 50_000) -> Iterator[pd.DataFrame]:
+    """Table chunks of the rows that pass the ``require_*`` filters, duplicate ids dropped (the first kept), up
+    to ``limit`` products; notes what kept products lack. The ``source`` column is ``report.source``."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of records, got {chunk_size}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be None or a non-negative number of products, got {limit}")
+    seen: set[str] = set()
+    missing: Counter[str] = Counter()
+    pending: list[Row] = []
+    with closing(rows):  # when a limit ends the read early, this also stops the 2014 reader's worker processes
+        while limit is None or report.kept + len(pending) < limit:
+            if (row := next(rows, None)) is None:
+                break
+            if not row.paths and require_category:
+                report.skip("no category", row.id)
+            elif not row.title and require_title:
+                report.skip("no title", row.id)
+            elif not row.description and require_description:
+                report.skip("no description", row.id)
+            elif row.image is None and require_image:
+                report.skip("no image", row.id)
+            else:
+                pending.append(row)
+                if len(pending) >= chunk_size:
+                    yield _chunk(pending, seen, report, missing)
+                    pending = []
+        else:
+            report.notes.append(f"stopped after {limit:,} products (limit={limit})")
+    if pending:
+        yield _chunk(pending, seen, report, missing)
+    report.notes += [f"{n:,} kept products have no {what}" for what, n in missing.items() if n]
+    report.notes += [f"HTML removed from {n:,} {reason.removeprefix('HTML removed from ')}s"
+                     for reason, n in report.cleaned.items() if reason.startswith("HTML removed from ")]
+
+
+def _chunk(rows: list[Row], seen: set[str], report: ReadReport, missing: Counter[str]) -> pd.DataFrame:
+    """The table of ``rows`` without the ids seen before; counts what the kept rows lack."""
+    for i, r in enumerate(rows):  # a lone surrogate (a "\ud83d" escape) in an id cannot be written as UTF-8
+        fixed = r.id if r.id.isprintable() else r.id.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        if fixed != r.id:
+            report.fix("surrogate escapes repaired in id", fixed)
+            rows[i] = r._replace(id=fixed)
+    kept = []
+    for r in rows:
+        if r.id in seen:
+            report.skip("duplicate id (first kept)", r.id)
+            report.duplicates += 1
+        else:
+            seen.add(r.id)
+            kept.append(r)
+    report.kept += len(kept)
+    frame = _frame(kept, report.source)
+    missing.update(title=int((frame["title"] == "").sum()), description=int((frame["description"] == "").sum()),
+                   image=int(frame["image"].isna().sum()), category=int((frame["category_paths"].map(len) == 0).sum()))
+    return frame
+
+
+def _frame(rows: list[Row], source: str) -> pd.DataFrame:
+    return pd.DataFrame({"id": [r.id for r in rows], "title": [r.title for r in rows],
+                         "description": [r.description for r in rows],
+                         "category_paths": pd.Series([r.paths for r in rows], dtype=object),
+                         "image": pd.Series([r.image for r in rows], dtype=object), "source": [source] * len(rows)})
+
+
+def concat(chunks: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """One table from its chunks (an empty table with the right columns when there are none)."""
+    parts = list(chunks)
+    return pd.concat(parts, ignore_index=True) if parts else _frame([], "")
+
+
+def read_rows(rows: Iterable[Row | None], report: ReadReport, **options: Any) -> CatalogResult:
+    """The catalog of a reader's ``rows`` (``None`` for a record it skipped); ``options`` go to :func:`collect`."""
+    return CatalogResult(concat(collect((r for r in rows if r is not None), report, **options)), report)
