@@ -76,7 +76,7 @@ def main() -> None:
     import keras
 
     from prodlib import metrics as M
-    from prodlib.images import ImageSequence
+    from prodlib.image_input import ImageSequence
     from prodlib.models import resnet as R
     from prodlib.train import predict_proba, set_seed
 

@@ -1,5 +1,4 @@
 """Command line: ``python -m prodlib run --profile smoke`` (what ``make book`` calls) and helpers.
-
 Explained in the *Reproduce it yourself* chapter.
 """
 
@@ -9,17 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from prodlib.config import PROFILES, ProfileError, default_profile_name, get_profile
+from prodlib.config import PROFILES, ProfileError, default_profile_name
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ProfileError(f"--set takes FIELD=VALUE, got {pair!r} (e.g. --set text_epochs=2)")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
+    if bad := [pair for pair in pairs if "=" not in pair]:
+        raise ProfileError(f"--set takes FIELD=VALUE, got {bad[0]!r} (e.g. --set text_epochs=2)")
+    return {key.strip(): value.strip() for key, value in (pair.split("=", 1) for pair in pairs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,35 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--build-root", type=Path, default=None,
                        help="folder that receives _build/ (default: the repository root)")
     sub.add_parser("profiles", help="list the profiles and their descriptions")
-    p_strip = sub.add_parser("strip", help="remove outputs from source notebooks")
-    p_strip.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
 
     if args.command == "profiles":
         for name, prof in PROFILES.items():
             print(f"{name:8s} {prof.description}")
         return 0
-    if args.command == "strip":
-        from prodlib.pipeline import strip_notebook
-
-        for path in args.paths:
-            if strip_notebook(path):
-                print(f"stripped {path}")
-        return 0
 
     from prodlib.pipeline import PipelineError, run
 
-    try:
-        overrides = _overrides(args.set)
-        get_profile(args.profile, **overrides)
+    try:  # run() checks the profile and overrides before it executes anything
         run(args.profile, run_dir=args.run_dir, build_root=args.build_root, force=args.force,
-            overrides=overrides, book=not args.no_book, only=args.only)
-    except ProfileError as exc:
+            overrides=_overrides(args.set), book=not args.no_book, only=args.only)
+    except (ProfileError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, ProfileError) else 1
     return 0
 
 

@@ -1,10 +1,6 @@
-"""Error analysis of notebook 06: which products each model gets wrong, how those errors overlap across
-modalities, per-class F1 gains of fusion, galleries of fixed and remaining errors, and F1 on products
-missing a modality.
-
-A product is *wrong* for a model when its predicted label set (probabilities >= threshold) differs from
-its true label set. Explained in notebook 06 (*Error analysis*).
-"""
+"""Error analysis (notebook 06): which products each model gets wrong (its predicted label set is not the
+true one), how those errors overlap across modalities, which classes fusion helps, galleries of fixed and
+remaining errors, and F1 on products missing a modality."""
 
 from __future__ import annotations
 
@@ -17,14 +13,8 @@ import pandas as pd
 
 from prodlib.metrics import binarize, bootstrap_ci, micro_f1, per_class_f1
 
-__all__ = [
-    "error_overlap",
-    "fix_masks",
-    "gallery_rows",
-    "per_class_gain",
-    "subgroup_f1",
-    "wrong_products",
-]
+__all__ = ["error_overlap", "fix_masks", "gain_numbers", "gallery_rows", "miss_numbers", "overlap_numbers",
+           "per_class_gain", "save_errors_stage", "subgroup_f1", "test_predictions", "wrong_products"]
 
 
 def wrong_products(y_true: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray = 0.5) -> np.ndarray:
@@ -82,7 +72,7 @@ def fix_masks(y_true: np.ndarray, fused: np.ndarray, single: np.ndarray,
 def gallery_rows(part: pd.DataFrame, mask: np.ndarray, y_true: np.ndarray, probs: Mapping[str, np.ndarray],
                  classes: Sequence[str], *, k: int = 6, seed: int = 0, threshold: float = 0.5) -> list[dict[str, Any]]:
     """Up to ``k`` products where ``mask`` holds (a seeded random pick): id, title, image path, true labels
-    and each model's predicted labels. ``part`` is the split's table in the same row order."""
+    and, under ``pred``, each model's predicted labels. ``part`` is the split's table in the same row order."""
     idx = np.flatnonzero(np.asarray(mask, dtype=bool))
     if len(part) != len(mask):
         raise ValueError(f"table has {len(part)} rows, mask {len(mask)}")
@@ -94,9 +84,9 @@ def gallery_rows(part: pd.DataFrame, mask: np.ndarray, y_true: np.ndarray, probs
         image = rec.get("image")
         row = {"id": str(rec.get("id", part.index[int(i)])), "title": str(rec.get("title", "")),
                "image": image if isinstance(image, str) and image else None,
-               "true": [classes[c] for c in np.flatnonzero(np.asarray(y_true)[i])]}
-        for name, p in probs.items():
-            row[name] = [classes[c] for c in np.flatnonzero(np.asarray(p)[i] >= threshold)]
+               "true": [classes[c] for c in np.flatnonzero(np.asarray(y_true)[i])],
+               "pred": {name: [classes[c] for c in np.flatnonzero(np.asarray(p)[i] >= threshold)]
+                        for name, p in probs.items()}}
         rows.append(row)
     return rows
 
@@ -118,16 +108,79 @@ def subgroup_f1(y_true: np.ndarray, probs: np.ndarray, groups: Mapping[str, np.n
     return pd.DataFrame(rows)
 
 
-def missing_modality_sentence(groups: Mapping[str, tuple[int, float]], model: str = "the tri-modal network") -> str:
-    """One sentence on how ``model`` scores on test products lacking a modality; ``groups`` maps the missing
-    thing (``"a description"``) to ``(number of products, micro-F1 in %)``. An empty group is said to be
-    empty instead of being given a meaningless score. Notebook 05 and the results chapter."""
-    parts = []
-    for noun, (n, f1) in groups.items():
-        if n == 0:
-            parts.append(f"no test product lacks {noun}")
-        else:
-            product = "product" if n == 1 else "products"
-            parts.append(f"on the {n} test {product} without {noun} {model} scores {f1:.1f} % micro-F1")
-    text = "; ".join(parts)
-    return (text[:1].upper() + text[1:] + ".") if text else ""
+def test_predictions(profile: Any, run_dir: Any, ds: Any) -> tuple[dict[str, np.ndarray], str]:
+    """The test probabilities of each classifier stage and of the tri-modal network (stage ``05_fusion``), all
+    checked to come from the dataset ``ds``, rows in its test order; and the best single model of stage 05."""
+    from prodlib.artifacts import load_classifier_stages, load_stage
+
+    ids = ds.splits["test"]
+    probs = {m: s.predictions("test").align(ids)
+             for m, s in load_classifier_stages(profile, run_dir, ds.fingerprint).items()}
+    fused = load_stage(profile, "05_fusion", run_dir, fingerprint=ds.fingerprint)
+    probs["trimodal"] = fused.predictions("test_trimodal").align(ids)
+    return probs, str(fused.metrics["best_single"])
+
+
+def support_missrate_sentence(rho: float) -> str:
+    """What the Spearman correlation between a class's test support and its miss rate says, in words."""
+    if not np.isfinite(rho):
+        return "undefined here (too few classes, or no variation)"
+    if rho < 0:
+        return f"{rho:.2f}: negative, so small classes are missed more often, as the paper observed"
+    if rho > 0:
+        return f"{rho:.2f}: positive, so here the large classes are missed more often, unlike the paper's observation"
+    return "0.00: support and miss rate are unrelated here"
+
+
+def miss_numbers(y: np.ndarray, probs: Mapping[str, np.ndarray], best_single: str,
+                 threshold: float = 0.5) -> dict[str, Any]:
+    """Missed (product, true class) pairs of the tri-modal network against the best single model: in how
+    many classes it misses fewer or more, the totals, and the rank correlation of support and miss rate."""
+    y = np.asarray(y).astype(bool)
+    support = y.sum(axis=0)
+    present = support > 0
+    missed = {name: np.logical_and(y, np.asarray(p) < threshold).sum(axis=0) for name, p in probs.items()}
+    tri, best = missed["trimodal"][present], missed[best_single][present]
+    rate = pd.Series(missed["trimodal"][present] / support[present])
+    rho = float(pd.Series(support[present]).corr(rate, method="spearman"))
+    return {"classes_fewer_misses": int((tri < best).sum()), "classes_more_misses": int((tri > best).sum()),
+            "n_classes_present": int(present.sum()), "missed_best_single": int(missed[best_single].sum()),
+            "missed_trimodal": int(missed["trimodal"].sum()), "support_missrate_corr": round(rho, 2),
+            "support_missrate_text": support_missrate_sentence(rho),
+            "missed_pairs": {k: int(v.sum()) for k, v in missed.items()}}
+
+
+def overlap_numbers(wrong: Mapping[str, np.ndarray], modalities: Sequence[str]) -> dict[str, int]:
+    """How many test products all classifiers get wrong, how many none, how many some, and how many of those
+    the tri-modal network (``wrong["trimodal"]``) gets right."""
+    masks = np.column_stack([wrong[m] for m in modalities])
+    all_wrong, none_wrong = masks.all(axis=1), ~masks.any(axis=1)
+    some = ~all_wrong & ~none_wrong
+    tri_right = ~wrong["trimodal"]
+    return {"wrong_all_three": int(all_wrong.sum()), "wrong_none": int(none_wrong.sum()),
+            "all_three_fixed": int((all_wrong & tri_right).sum()), "some_right": int(some.sum()),
+            "some_right_trimodal_right": int((some & tri_right).sum())}
+
+
+def gain_numbers(gain: pd.DataFrame) -> dict[str, Any]:
+    """Classes that fusion improves and hurts, the median per-class change (points) and the table of the
+    largest gains and losses, from :func:`per_class_gain`."""
+    show = pd.concat([gain.head(10), gain.tail(5)]).drop_duplicates("class").round(3).set_index("class")
+    return {"classes_improved": int((gain["gain"] > 0).sum()), "classes_worse": int((gain["gain"] < 0).sum()),
+            "median_gain": round(100 * float(gain["gain"].median()), 1), "gain_table": show}
+
+
+def save_errors_stage(out: Any, missed: Mapping[str, pd.DataFrame], overlap: pd.DataFrame, gain: pd.DataFrame,
+                      wrong: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray], numbers: Mapping[str, Any],
+                      *, min_support: int, best_single: str) -> None:
+    """Write stage ``06_errors``: Tables 2 and 4 (``table2.json``, ``table4.json``), the error overlap, the
+    per-class gains and a summary in ``metrics.json``. Notebook 06."""
+    out.save_json("table2", {m: t.to_dict(orient="records") for m, t in missed.items() if m != "trimodal"})
+    out.save_json("table4", missed["trimodal"].to_dict(orient="records"))
+    out.save_json("overlap", overlap.to_dict(orient="records"))
+    out.save_json("class_gain", gain.to_dict(orient="records"))
+    out.save_metrics({"min_support": min_support, "best_single": best_single,
+                      "wrong_products": {k: int(v.sum()) for k, v in wrong.items()},
+                      "fix": {k: int(v.sum()) for k, v in masks.items()},
+                      "classes_improved": numbers["classes_improved"], "classes_worse": numbers["classes_worse"],
+                      "missed_pairs": numbers["missed_pairs"]})

@@ -1,15 +1,12 @@
-"""Late fusion of the three classifiers' sigmoid outputs (the paper's Table 3), early fusion of their
-penultimate features, and the leakage-safe helper that fits every method on validation predictions and
-scores it on test.
+"""Fusion (notebook 05): the late-fusion methods of the paper's Table 3, early fusion, and the leakage-safe
+experiment that fits every method on validation predictions and scores it on test.
 
-Every late-fusion method has one small interface (:class:`FusionMethod`): ``fit(inputs, y)`` on a list of
-``n × C`` probability matrices (one per modality, **validation-set** predictions) and ``predict(inputs)``
-returning ``n × C`` probabilities in ``[0, 1]``. Explained in notebook 05 (*Fusion*).
+A late-fusion method (:class:`FusionMethod`) has ``fit(inputs, y)`` on a list of ``n × C`` probability
+matrices (one per modality) and ``predict(inputs)`` returning ``n × C`` probabilities in ``[0, 1]``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -17,49 +14,17 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from prodlib.metrics import bootstrap_ci, micro_f1, tune_class_thresholds
+from prodlib.artifacts import CLASSIFIER_STAGES, ArtifactError
+from prodlib.metrics import micro_f1, tune_class_thresholds
 
-__all__ = [
-    "CLASSIFIER_STAGES",
-    "MODALITIES",
-    "load_classifier_stages",
-    "EarlyFusion",
-    "FusionMethod",
-    "FusionRun",
-    "FusionSet",
-    "LeakageError",
-    "MaxPolicy",
-    "MeanPolicy",
-    "ModalitySubset",
-    "PolicyNetwork",
-    "RidgeFusion",
-    "aligned_features",
-    "class_thresholds_from_val",
-    "default_policy_grid",
-    "fit_and_predict",
-    "fusion_set",
-    "make_methods",
-    "network_settings",
-    "modality_importance",
-    "score_table",
-    "search_policy",
-]
+__all__ = ["MODALITIES", "EarlyFusion", "FixedRule", "FusionMethod", "FusionRun", "FusionSet", "LeakageError",
+           "MaxPolicy", "MeanPolicy", "ModalitySubset", "PolicyNetwork", "RidgeFusion", "aligned_features",
+           "class_thresholds_from_val", "default_policy_grid", "early_fusion", "fit_and_predict", "fusion_set",
+           "make_methods", "modality_importance", "naive_fusion", "network_settings", "search_policy",
+           "trimodal_config"]
 
 #: Modality order of every ``inputs`` list in this module.
-MODALITIES: tuple[str, ...] = ("title", "description", "image")
-#: The stage folder of each modality's classifier (notebooks 02–04).
-CLASSIFIER_STAGES: dict[str, str] = {"title": "02_title", "description": "03_description", "image": "04_image"}
-
-
-def load_classifier_stages(profile: Any, run_dir: Any, fingerprint: str) -> dict[str, Any]:
-    """The three classifier stages of ``profile``'s run (in :data:`MODALITIES` order), refused unless they
-    were all run on the data with ``fingerprint``. Notebooks 05 and 06."""
-    from prodlib.artifacts import check_same_run, load_stage
-
-    stages = {m: load_stage(profile, stage, run_dir, fingerprint=fingerprint)
-              for m, stage in CLASSIFIER_STAGES.items()}
-    check_same_run(stages.values())
-    return stages
+MODALITIES: tuple[str, ...] = tuple(CLASSIFIER_STAGES)
 
 
 class LeakageError(RuntimeError):
@@ -68,7 +33,7 @@ class LeakageError(RuntimeError):
 
 @runtime_checkable
 class FusionMethod(Protocol):
-    """A late-fusion policy: fitted on validation predictions, applied to test predictions (notebook 05)."""
+    """A late-fusion policy: fitted on validation predictions, applied to test predictions."""
 
     def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> FusionMethod: ...
 
@@ -91,38 +56,32 @@ def _check_inputs(inputs: Sequence[np.ndarray], y: np.ndarray | None = None) -> 
     return arrays
 
 
-# --------------------------------------------------------------------------------------------------
-# Fixed policies
-# --------------------------------------------------------------------------------------------------
-class MaxPolicy:
-    """Element-wise maximum of the modalities' probabilities (nothing to fit)."""
+class FixedRule:
+    """A fixed element-wise rule over the modalities' probabilities (nothing to fit)."""
 
-    name = "max"
+    name = ""
+    _reduce: Any = None
 
-    def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> MaxPolicy:
+    def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> FixedRule:
         _check_inputs(inputs, y)
         return self
 
     def predict(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        return np.max(np.stack(_check_inputs(inputs)), axis=0)
+        return type(self)._reduce(np.stack(_check_inputs(inputs)), axis=0)
 
 
-class MeanPolicy:
-    """Element-wise mean of the modalities' probabilities (nothing to fit)."""
+class MaxPolicy(FixedRule):
+    """Element-wise maximum of the modalities' probabilities."""
 
-    name = "mean"
-
-    def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> MeanPolicy:
-        _check_inputs(inputs, y)
-        return self
-
-    def predict(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        return np.mean(np.stack(_check_inputs(inputs)), axis=0)
+    name, _reduce = "max", np.max
 
 
-# --------------------------------------------------------------------------------------------------
-# Ridge regression
-# --------------------------------------------------------------------------------------------------
+class MeanPolicy(FixedRule):
+    """Element-wise mean of the modalities' probabilities."""
+
+    name, _reduce = "mean", np.mean
+
+
 def _product_folds(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import KFold
 
@@ -131,13 +90,9 @@ def _product_folds(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.n
 
 
 class RidgeFusion:
-    """Ridge regression on the stacked probabilities, clipped to ``[0, 1]``.
-
-    ``per="modality"``: one weight per modality shared by all classes (the paper's ``min ‖wA − y‖² + α‖w‖²``
-    with ``w`` over modalities), fitted on the ``(product, class)`` pairs. ``per="full"``: the full linear map
-    from the concatenated ``m·C`` inputs to ``C`` outputs. ``alpha`` is chosen among ``alphas`` by
-    ``folds``-fold cross-validation over products of the fitting set (validation only).
-    """
+    """Ridge regression on the stacked probabilities, clipped to ``[0, 1]``: ``per="modality"`` has one weight
+    per modality shared by all classes (the paper's), ``per="full"`` the full ``m·C → C`` linear map; ``alpha``
+    is chosen among ``alphas`` by cross-validation over the fitting set's products."""
 
     def __init__(self, per: str = "modality", alphas: Sequence[float] = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
                  folds: int = 3, seed: int = 0) -> None:
@@ -198,16 +153,6 @@ class RidgeFusion:
         return np.clip(out.reshape(arrays[0].shape), 0.0, 1.0)
 
 
-# --------------------------------------------------------------------------------------------------
-# Policy networks (Keras)
-# --------------------------------------------------------------------------------------------------
-def _set_seed(seed: int) -> None:
-    """Seed Python, NumPy and the Keras backend (:func:`prodlib.train.set_seed`)."""
-    from prodlib.train import set_seed
-
-    set_seed(int(seed))
-
-
 def _inner_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random train/stop split of ``n`` rows for early stopping (``fraction`` held out, at least 2 rows)."""
     order = np.random.default_rng(seed).permutation(n)
@@ -217,57 +162,10 @@ def _inner_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nda
     return order[n_stop:], order[:n_stop]
 
 
-def _bce(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
-
-
-def _train_small(model: Any, x: np.ndarray, y: np.ndarray, x_stop: np.ndarray | None, y_stop: np.ndarray | None,
-                 *, epochs: int, batch_size: int, learning_rate: float, patience: int, seed: int) -> dict[str, Any]:
-    """Adam + binary cross-entropy, mini-batches in a plain ``train_on_batch`` loop; with a stopping set,
-    early stopping on its loss and the best epoch's weights restored.
-
-    The fusion networks are tiny: ``model.fit``'s per-epoch overhead would cost ten times the arithmetic.
-    """
-    import keras
-
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be at least 1")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
-    rng = np.random.default_rng(seed)
-    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
-    best, best_epoch, best_weights, losses = np.inf, 0, None, []
-    epoch = 0
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(len(x))
-        train_loss = [float(np.asarray(model.train_on_batch(x[b], y[b])).ravel()[0])
-                      for b in np.array_split(order, max(1, int(np.ceil(len(x) / batch_size))))]
-        if x_stop is None or y_stop is None or not len(x_stop):
-            losses.append(float(np.mean(train_loss)))
-            continue
-        loss = _bce(y_stop, model.predict_on_batch(np.asarray(x_stop, dtype=np.float32)))
-        losses.append(loss)
-        if loss < best - 1e-6:
-            best, best_epoch, best_weights = loss, epoch, model.get_weights()
-        elif epoch - best_epoch >= patience:
-            break
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    else:
-        best_epoch = epoch
-    return {"epochs_run": epoch, "best_epoch": best_epoch, "best_loss": float(np.min(losses)),
-            "loss": losses}
-
-
 class PolicyNetwork:
-    """A dense network over the concatenated modality probabilities (the paper's policy network).
-
-    ``units`` are the hidden layers; ``activations`` has one entry per layer including the output, whose
-    activation must be ``sigmoid`` (the tri-modal network of the paper: sigmoid / tanh / sigmoid). Fitted on
-    the validation predictions with ``inner_val`` of them held out for early stopping. On a small fitting
-    set an epoch is only a few mini-batches, so training runs for at least ``min_updates`` mini-batch
-    updates (more epochs; early stopping still applies).
-    """
+    """The paper's policy network: dense layers (``units``, one activation per layer, the output ``sigmoid``)
+    over the concatenated modality probabilities; ``inner_val`` of the fitting rows held out for early
+    stopping, and at least ``min_updates`` mini-batch updates so that a small fitting set still trains it."""
 
     def __init__(self, units: Sequence[int] = (200, 150), activations: Sequence[str] = ("relu", "relu", "sigmoid"),
                  *, epochs: int = 60, batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 5,
@@ -298,16 +196,18 @@ class PolicyNetwork:
         return keras.Sequential(layers, name=self.name.replace("+", "_"))
 
     def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> PolicyNetwork:
+        from prodlib.train import set_seed, train_small
+
         arrays = _check_inputs(inputs, y)
         x = np.hstack(arrays)
-        _set_seed(self.seed)
+        set_seed(self.seed)
         self.model = self.build(x.shape[1], arrays[0].shape[1])
         y = np.asarray(y, dtype=np.float32)
         fit_idx, stop_idx = _inner_split(len(x), self.inner_val, self.seed)
         stop = (x[stop_idx], y[stop_idx]) if len(stop_idx) else (None, None)
         per_epoch = max(1, int(np.ceil(len(fit_idx) / self.batch_size)))
         epochs = max(self.epochs, int(np.ceil(self.min_updates / per_epoch)))
-        self.history_ = _train_small(self.model, x[fit_idx], y[fit_idx], *stop, epochs=epochs,
+        self.history_ = train_small(self.model, x[fit_idx], y[fit_idx], *stop, epochs=epochs,
                                      batch_size=self.batch_size, learning_rate=self.learning_rate,
                                      patience=self.patience, seed=self.seed)
         return self
@@ -319,14 +219,10 @@ class PolicyNetwork:
         return _predict(self.model, x)
 
 
-def _predict(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Probabilities of a small Keras model, in batches, as ``float32`` in [0, 1]."""
-    parts = [np.asarray(model.predict_on_batch(x[i:i + batch_size]), dtype=np.float32)
-             for i in range(0, len(x), batch_size)] or [np.zeros((0, model.output_shape[-1]), np.float32)]
-    out = np.concatenate(parts)
-    if not np.isfinite(out).all():
-        raise FloatingPointError("the network produced non-finite outputs; lower the learning rate")
-    return np.clip(out, 0.0, 1.0)
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    from prodlib.train import predict_proba
+
+    return predict_proba(model, x, 4096)
 
 
 class ModalitySubset:
@@ -364,10 +260,8 @@ def default_policy_grid(units: Sequence[int] = (200, 150)) -> list[dict[str, Any
 def search_policy(inputs: Sequence[np.ndarray], y: np.ndarray, grid: Sequence[Mapping[str, Any]], *,
                   folds: int = 3, seed: int = 0, progress: bool = True,
                   **network_kwargs: Any) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Pick the policy network's hyper-parameters by ``folds``-fold CV on the *fitting* set (validation).
-
-    Returns the best grid entry and a table of mean/sd fold micro-F1 per entry (best first).
-    """
+    """Pick the policy network's hyper-parameters by ``folds``-fold CV on the *fitting* set (validation):
+    the best grid entry and a table of mean/sd fold micro-F1 per entry (best first)."""
     from tqdm.auto import tqdm
 
     arrays = _check_inputs(inputs, y)
@@ -393,23 +287,17 @@ def search_policy(inputs: Sequence[np.ndarray], y: np.ndarray, grid: Sequence[Ma
 
 
 def network_settings(profile: Any) -> dict[str, Any]:
-    """Training settings of every policy network, from the profile: ``fusion_epochs``,
-    ``fusion_batch_size``, ``fusion_learning_rate``, ``fusion_patience`` and ``fusion_min_updates`` (at least
-    that many mini-batch updates, so that a small validation set still trains the network). Notebook 05."""
+    """Training settings of every policy network, from the profile's ``fusion_*`` fields. Notebook 05."""
     return {"epochs": int(profile.fusion_epochs), "batch_size": int(profile.fusion_batch_size),
-            "learning_rate": float(profile.fusion_learning_rate),
-            "patience": int(profile.fusion_patience),
+            "learning_rate": float(profile.fusion_learning_rate), "patience": int(profile.fusion_patience),
             "min_updates": int(profile.fusion_min_updates)}
 
 
 def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,
                  modalities: Sequence[str] = MODALITIES) -> dict[str, Callable[[int], FusionMethod]]:
-    """Factories ``seed -> method`` for every row of the paper's Table 3 (plus ``ridge_full``).
-
-    Keys follow :data:`prodlib.paper.FUSION`. ``trimodal`` overrides the tri-modal network's ``units`` and
-    ``activations`` (e.g. the result of :func:`search_policy`); the default is the paper's sigmoid / tanh /
-    sigmoid with ``profile.fusion_units``. The networks' training settings are :func:`network_settings`.
-    """
+    """Factories ``seed -> method`` for every row of the paper's Table 3 (keys of :data:`prodlib.paper.FUSION`)
+    plus ``ridge_full``; ``trimodal`` overrides the tri-modal network's ``units`` and ``activations`` (default:
+    the paper's sigmoid / tanh / sigmoid with ``profile.fusion_units``)."""
     idx = {m: k for k, m in enumerate(modalities)}
     common = network_settings(profile)
     tri = {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid")}
@@ -433,9 +321,6 @@ def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,
     }
 
 
-# --------------------------------------------------------------------------------------------------
-# The leakage-safe experiment
-# --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FusionSet:
     """Products of one split: their ids, one probability matrix per modality (rows follow ``ids``) and labels."""
@@ -452,24 +337,20 @@ class FusionSet:
         if len(set(np.asarray(self.ids).tolist())) != len(self.ids):
             raise ValueError(f"duplicate product ids in the {self.split or 'fusion'} set")
 
-    def subset(self, mask: np.ndarray) -> FusionSet:
-        """The products where ``mask`` is true."""
-        mask = np.asarray(mask, dtype=bool)
-        return FusionSet(self.ids[mask], [a[mask] for a in self.inputs], self.y[mask], self.split)
 
-
-def fusion_set(stages: Sequence[Any], split: str, ids: Sequence[str], y: np.ndarray) -> FusionSet:
-    """Gather each stage's predictions for ``split`` aligned to ``ids`` (the dataset's split order)."""
+def fusion_set(stages: Sequence[Any] | Mapping[str, Any], split: str, ids: Sequence[str], y: np.ndarray) -> FusionSet:
+    """Gather each stage's predictions for ``split`` aligned to ``ids`` (the dataset's split order); ``stages``
+    is a list or the mapping of :func:`prodlib.artifacts.load_classifier_stages`."""
+    stages = list(stages.values()) if isinstance(stages, Mapping) else stages
     ids = [str(i) for i in ids]
     inputs = [np.asarray(s.predictions(split).align(ids), dtype=np.float32) for s in stages]
     return FusionSet(np.asarray(ids), inputs, np.asarray(y), split)
 
 
-def aligned_features(stages: Sequence[Any], split: str, ids: Sequence[str]) -> list[np.ndarray]:
+def aligned_features(stages: Sequence[Any] | Mapping[str, Any], split: str, ids: Sequence[str]) -> list[np.ndarray]:
     """Each stage's penultimate features for ``split`` (``features_<split>.npz``), rows in the order of
     ``ids``; raises :class:`prodlib.artifacts.ArtifactError` naming the stage when one is missing."""
-    from prodlib.artifacts import ArtifactError
-
+    stages = list(stages.values()) if isinstance(stages, Mapping) else stages
     out = []
     for stage in stages:
         fid, x = stage.features(split)
@@ -500,19 +381,12 @@ class FusionRun:
     def f1_mean(self) -> float:
         return float(np.mean(list(self.f1.values())))
 
-    @property
-    def f1_sd(self) -> float:
-        return float(np.std(list(self.f1.values()), ddof=1)) if len(self.f1) > 1 else math.nan
-
 
 def fit_and_predict(methods: Mapping[str, Callable[[int], FusionMethod]], fit: FusionSet, evaluate: FusionSet,
                     *, seeds: Sequence[int] = (0,), threshold: float = 0.5,
                     progress: bool = True) -> dict[str, FusionRun]:
-    """Fit every method on ``fit`` (validation) and predict ``evaluate`` (test), once per seed.
-
-    Raises :class:`LeakageError` if a product is in both sets: no test id can reach a ``fit``. Fixed
-    policies (max, mean) give the same result for every seed and are fitted once.
-    """
+    """Fit every method on ``fit`` (validation) and predict ``evaluate`` (test), once per seed (fixed rules
+    once). Raises :class:`LeakageError` if a product is in both sets: no test id can reach a ``fit``."""
     from tqdm.auto import tqdm
 
     overlap = set(fit.ids.tolist()) & set(evaluate.ids.tolist())
@@ -533,29 +407,10 @@ def fit_and_predict(methods: Mapping[str, Callable[[int], FusionMethod]], fit: F
                 raise ValueError(f"method {name!r} returned {probs.shape} outside [0, 1]")
             run.probs[int(seed)], run.fitted[int(seed)] = probs, method
             run.f1[int(seed)] = micro_f1(evaluate.y, probs, threshold)
-            if isinstance(method, (MaxPolicy, MeanPolicy)):
+            if isinstance(method, FixedRule):
                 break
         runs[name] = run
     return runs
-
-
-def score_table(probs: Mapping[str, np.ndarray], y: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                threshold: float = 0.5, class_thresholds: Mapping[str, np.ndarray] | None = None,
-                f1_by_seed: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
-    """Test micro-F1 (in %) with a bootstrap 95 % CI for each model; optional columns: F1 with per-class
-    thresholds tuned on validation, and mean ± sd over seeds."""
-    rows = []
-    for name, p in probs.items():
-        lo, hi = bootstrap_ci(y, p, threshold, n=n_boot, seed=seed)
-        row: dict[str, Any] = {"model": name, "f1": 100 * micro_f1(y, p, threshold),
-                               "ci_low": 100 * lo, "ci_high": 100 * hi}
-        if class_thresholds is not None and name in class_thresholds:
-            row["f1_tuned"] = 100 * micro_f1(y, p, class_thresholds[name])
-        if f1_by_seed is not None and name in f1_by_seed and len(f1_by_seed[name]) > 1:
-            vals = 100 * np.asarray(f1_by_seed[name], dtype=float)
-            row["seeds_mean"], row["seeds_sd"], row["n_seeds"] = vals.mean(), vals.std(ddof=1), len(vals)
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def class_thresholds_from_val(method: FusionMethod, fit: FusionSet, *, folds: int = 3,
@@ -590,15 +445,9 @@ def modality_importance(method: FusionMethod, data: FusionSet, classes: Sequence
     return frame
 
 
-# --------------------------------------------------------------------------------------------------
-# Early fusion
-# --------------------------------------------------------------------------------------------------
 class EarlyFusion:
-    """A joint classifier over the concatenated penultimate features of the three classifiers, trained on
-    the training split with early stopping on validation (the alternative to late fusion; notebook 05).
-
-    Features are standardised with training-set statistics.
-    """
+    """Early fusion: one classifier over the classifiers' concatenated penultimate features (standardised with
+    training-set statistics), trained on the training split with early stopping on validation."""
 
     def __init__(self, units: Sequence[int] = (256,), dropout: float = 0.3, *, epochs: int = 40,
                  batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 5, seed: int = 0) -> None:
@@ -618,19 +467,21 @@ class EarlyFusion:
             y_val: np.ndarray) -> EarlyFusion:
         import keras
 
+        from prodlib.train import set_seed, train_small
+
         x = np.hstack([np.asarray(f, dtype=np.float32) for f in train])
         if not np.isfinite(x).all():
             raise ValueError("training features hold NaN or infinite values")
         self.mean_ = x.mean(axis=0)
         self.std_ = x.std(axis=0) + 1e-6
         x, xv = self._scale(train), self._scale(val)
-        _set_seed(self.seed)
+        set_seed(self.seed)
         layers: list[Any] = [keras.Input((x.shape[1],))]
         for u in self.units:
             layers += [keras.layers.Dense(u, activation="relu"), keras.layers.Dropout(self.dropout)]
         layers.append(keras.layers.Dense(np.asarray(y_train).shape[1], activation="sigmoid"))
         self.model = keras.Sequential(layers, name="early_fusion")
-        self.history_ = _train_small(self.model, x, np.asarray(y_train, dtype=np.float32), xv,
+        self.history_ = train_small(self.model, x, np.asarray(y_train, dtype=np.float32), xv,
                                      np.asarray(y_val, dtype=np.float32), epochs=self.epochs,
                                      batch_size=self.batch_size, learning_rate=self.learning_rate,
                                      patience=self.patience, seed=self.seed)
@@ -640,3 +491,37 @@ class EarlyFusion:
         if self.model is None:
             raise RuntimeError("fit the early-fusion model before predict")
         return _predict(self.model, self._scale(features))
+
+
+def trimodal_config(fit: FusionSet, profile: Any) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """The tri-modal policy network's ``units`` and ``activations``: the small search of :func:`search_policy`
+    by cross-validation on the fitting set when ``profile.fusion_search``, else the paper's sigmoid / tanh /
+    sigmoid with ``profile.fusion_units`` (and no search table). Notebook 05."""
+    if not profile.fusion_search:
+        return {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid")}, None
+    best, table = search_policy(fit.inputs, fit.y, default_policy_grid(profile.fusion_units),
+                                folds=profile.fusion_folds, seed=profile.seed, **network_settings(profile))
+    return best, table.drop(columns="params")
+
+
+def early_fusion(stages: Mapping[str, Any], ds: Any, profile: Any) -> dict[int, np.ndarray]:
+    """Early fusion's test probabilities for each seed of ``profile.seeds``: an :class:`EarlyFusion` network
+    (``early_units``, ``early_epochs``, ``early_learning_rate``, ``early_patience``, ``fusion_batch_size``) on the
+    classifiers' penultimate features, trained on the training split with early stopping on validation. Raises
+    :class:`prodlib.artifacts.ArtifactError` when a stage saved no features. Notebook 05."""
+    f_train, f_val, f_test = (aligned_features(stages, s, ds.splits[s]) for s in ("train", "val", "test"))
+    out = {}
+    for seed in profile.seeds:
+        model = EarlyFusion(profile.early_units, epochs=profile.early_epochs, batch_size=profile.fusion_batch_size,
+                            learning_rate=profile.early_learning_rate, patience=profile.early_patience, seed=seed)
+        out[int(seed)] = model.fit(f_train, ds.y("train"), f_val, ds.y("val")).predict(f_test)
+    return out
+
+
+def naive_fusion(stages: Mapping[str, Any], ds: Any, factory: Callable[[int], FusionMethod], evaluate: FusionSet,
+                 seed: int) -> tuple[FusionRun, FusionSet]:
+    """The naive variant, as a warning: the method of ``factory`` fitted on the classifiers' outputs for their
+    own *training* products and scored on ``evaluate``; also returns that training set. Raises
+    :class:`prodlib.artifacts.ArtifactError` when a stage saved no training-set predictions. Notebook 05."""
+    train = fusion_set(stages, "train", ds.splits["train"], ds.y("train"))
+    return fit_and_predict({"naive": factory}, train, evaluate, seeds=(seed,), progress=False)["naive"], train

@@ -1,4 +1,4 @@
-"""Tests of prodlib.errors and of the paper's most-missed definition (prodlib.metrics.most_missed)."""
+"""Tests of prodlib.analysis and of the paper's most-missed definition (prodlib.metrics.most_missed)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodlib.errors import error_overlap, fix_masks, gallery_rows, per_class_gain, subgroup_f1, wrong_products
+from prodlib.analysis import (
+    error_overlap,
+    fix_masks,
+    gain_numbers,
+    gallery_rows,
+    miss_numbers,
+    overlap_numbers,
+    per_class_gain,
+    subgroup_f1,
+    support_missrate_sentence,
+    wrong_products,
+)
 from prodlib.metrics import most_missed
 
 
@@ -58,7 +69,10 @@ def test_fix_masks_and_gallery():
     assert masks["still_wrong"].tolist() == [False, False, True]
     part = pd.DataFrame({"id": ["p0", "p1", "p2"], "title": ["t0", "t1", "t2"], "image": [None, "x.jpg", None]})
     rows = gallery_rows(part, masks["fixed"], y, {"fused": fused}, ["a", "b"], k=5)
-    assert rows == [{"id": "p0", "title": "t0", "image": None, "true": ["a"], "fused": ["a"]}]
+    assert rows == [{"id": "p0", "title": "t0", "image": None, "true": ["a"], "pred": {"fused": ["a"]}}]
+    # models named like the product's fields never overwrite its title or image
+    rows = gallery_rows(part, masks["fixed"], y, {"title": fused, "image": fused}, ["a", "b"], k=5)
+    assert rows[0]["title"] == "t0" and rows[0]["image"] is None and rows[0]["pred"]["title"] == ["a"]
     assert gallery_rows(part, np.zeros(3, bool), y, {"fused": fused}, ["a", "b"]) == []
 
 
@@ -71,9 +85,36 @@ def test_subgroup_f1_handles_empty_groups():
 
 
 def test_missing_modality_sentence_names_empty_groups():
-    from prodlib.errors import missing_modality_sentence
+    from prodlib.results import missing_modality_sentence
 
     text = missing_modality_sentence({"a description": (0, float("nan")), "a usable image": (3, 66.666)})
     assert text == ("No test product lacks a description; on the 3 test products without a usable image "
                     "the tri-modal network scores 66.7 % micro-F1.")
     assert "1 test product without" in missing_modality_sentence({"an image": (1, 50.0)})
+
+
+def test_miss_numbers_compare_fusion_with_the_best_single_model():
+    y = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 0], [0, 1, 1]])
+    single = np.array([[0.9, 0.0, 0.0], [0.9, 0.0, 0.0], [0.9, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    fused = np.array([[0.0, 0.0, 0.9], [0.9, 0.9, 0.0], [0.0, 0.0, 0.0], [0.0, 0.9, 0.9]])
+    n = miss_numbers(y, {"title": single, "trimodal": fused}, "title")
+    # missed per class: single a0 b2 c2 (4 pairs); fused a2 b0 c0 (2 pairs)
+    assert n["missed_best_single"] == 4 and n["missed_trimodal"] == 2
+    assert (n["classes_fewer_misses"], n["classes_more_misses"], n["n_classes_present"]) == (2, 1, 3)
+
+
+def test_support_missrate_sentence_follows_the_sign():
+    assert "negative" in support_missrate_sentence(-0.4) and "as the paper observed" in support_missrate_sentence(-0.4)
+    assert "positive" in support_missrate_sentence(0.3) and "unlike" in support_missrate_sentence(0.3)
+    assert "undefined" in support_missrate_sentence(float("nan"))
+
+
+def test_overlap_and_gain_numbers():
+    wrong = {"title": np.array([1, 1, 0, 0], bool), "description": np.array([1, 0, 0, 1], bool),
+             "image": np.array([1, 0, 0, 0], bool), "trimodal": np.array([0, 1, 0, 0], bool)}
+    n = overlap_numbers(wrong, ["title", "description", "image"])
+    assert n == {"wrong_all_three": 1, "wrong_none": 1, "all_three_fixed": 1, "some_right": 2,
+                 "some_right_trimodal_right": 1}
+    gain = pd.DataFrame({"class": ["a", "b", "c"], "gain": [0.2, 0.0, -0.1]})
+    g = gain_numbers(gain)
+    assert (g["classes_improved"], g["classes_worse"], g["median_gain"]) == (1, 1, 0.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import os
 import re
 import shutil
@@ -151,12 +152,12 @@ def test_tidy_notebook_reports_errors_tracebacks_and_uncaptioned_figures() -> No
     assert "cell 3: a figure without a caption" in problems[2]
 
 
-def test_gpu_note_goes_after_the_first_markdown_cell() -> None:
-    nb = _nb(_code([]), {"cell_type": "markdown", "metadata": {}, "source": "# Title"}, _code([]))
-    assert book_ext.insert_gpu_note(nb, "../book/_snippets/gpu.md")
-    assert nb["cells"][2]["cell_type"] == "markdown"
-    assert "{include} ../book/_snippets/gpu.md" in nb["cells"][2]["source"]
+def test_training_notebooks_include_the_gpu_note_in_their_title_cell() -> None:
     assert (ROOT / "book" / "_snippets" / "gpu.md").exists()
+    for name in ("02_title_classifier", "03_description_classifier", "04_image_classifier"):
+        cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+        title = next(c for c in cells if c["cell_type"] == "markdown")
+        assert "```{include} ../book/_snippets/gpu.md" in "".join(title["source"]), name
 
 
 def test_profile_table_reads_the_profiles() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prodlib.pipeline import repo_root, run, toc_notebooks
+from prodlib.artifacts import repo_root
+from prodlib.pipeline import run, toc_notebooks
 
 pytestmark = pytest.mark.slow
 

@@ -21,10 +21,10 @@ from prodlib.fusion import (
     fusion_set,
     make_methods,
     modality_importance,
-    score_table,
     search_policy,
 )
 from prodlib.metrics import micro_f1
+from prodlib.results import score_table
 
 
 def test_max_and_mean_exact_values():

@@ -7,9 +7,7 @@ notebook page it
   ``injected-parameters``; the reader sees the parameters cell, not papermill's copy);
 * trims text outputs longer than ``prodlib_max_output_lines`` lines (head and tail kept, a marker between);
 * warns (an error under ``--warningiserror``) on an error output or a raw traceback, and on a figure output
-  without a caption (cell metadata ``mystnb.figure.caption``), so that a broken run cannot publish quietly;
-* inserts the GPU admonition (``book/_snippets/gpu.md``) after the first markdown cell of the notebooks named
-  in ``prodlib_gpu_notebooks``.
+  without a caption (cell metadata ``mystnb.figure.caption``), so that a broken run cannot publish quietly.
 
 It also adds the directive ``prodlib-profiles``: a table of chosen fields of every profile, read from
 :data:`prodlib.config.PROFILES` at build time, so the *Reproduce* chapter cannot drift from the code.
@@ -143,17 +141,6 @@ def _string_list(text: str, source: str) -> Any:
     return StringList(text.splitlines(), source=source)
 
 
-def insert_gpu_note(nb: dict[str, Any], snippet: str) -> bool:
-    """Insert a markdown cell including ``snippet`` after the notebook's first markdown cell."""
-    cells = nb.get("cells", [])
-    for index, cell in enumerate(cells):
-        if cell.get("cell_type") == "markdown":
-            cells.insert(index + 1, {"cell_type": "markdown", "metadata": {"tags": ["prodlib-gpu-note"]},
-                                     "source": f"```{{include}} {snippet}\n```\n"})
-            return True
-    return False
-
-
 def _on_source_read(app: Sphinx, docname: str, source: list[str]) -> None:
     path = str(app.env.doc2path(docname))
     if not path.endswith(".ipynb"):
@@ -168,9 +155,6 @@ def _on_source_read(app: Sphinx, docname: str, source: list[str]) -> None:
                                 require_captions=bool(app.config.prodlib_require_captions))
     for problem in problems:
         logger.warning(f"{docname}: {problem}", location=docname)
-    if docname in set(app.config.prodlib_gpu_notebooks):
-        depth = docname.count("/")
-        insert_gpu_note(nb, "../" * depth + "book/_snippets/gpu.md")
     source[0] = json.dumps(nb)
 
 
@@ -212,7 +196,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("prodlib_hide_tags", ["injected-parameters"], "env")
     app.add_config_value("prodlib_max_output_lines", 60, "env")
     app.add_config_value("prodlib_require_captions", True, "env")
-    app.add_config_value("prodlib_gpu_notebooks", [], "env")
     app.add_directive("prodlib-profiles", ProfilesDirective)
     app.connect("source-read", _on_source_read)
     app.connect("autodoc-process-docstring", protect_attribute_docstring, priority=400)

@@ -1,0 +1,233 @@
+"""The recipes of the single-modality chapters, the same for text and images: train (fit, then predict every
+split) with :func:`train_text_classifier` (notebooks 02, 03) or :func:`train_image_classifier` (notebook 04),
+then :func:`save_stage`. Explained in notebook 02."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from prodlib import metrics as M
+from prodlib import paper
+from prodlib.train import TrainResult, feature_extractor, fit_classifier, predict_proba, set_seed
+
+if TYPE_CHECKING:
+    from prodlib.artifacts import StageOutput
+    from prodlib.config import Profile
+    from prodlib.dataset import Dataset
+    from prodlib.models.resnet import WeightsInfo
+    from prodlib.text import TextData
+
+__all__ = ["ClassifierRun", "ImageRun", "classifier_metrics", "classifier_numbers", "k_sweep", "save_stage",
+           "train_image_classifier", "train_text_classifier"]
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class ClassifierRun:
+    """A trained classifier: model, training, probabilities (one row per product of the split),
+    ``metrics.json`` content and penultimate features."""
+
+    model: keras.Model
+    result: TrainResult
+    p_val: np.ndarray
+    p_test: np.ndarray
+    metrics: dict[str, Any]
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    p_train: np.ndarray | None = None
+    """The model's outputs on its own training products, used only by notebook 05's *naive fusion* warning."""
+    files: dict[str, Any] = field(default_factory=dict)
+    """Other JSON files of the stage folder (name -> content)."""
+
+
+def classifier_metrics(y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray,
+                       classes: Sequence[str], result: TrainResult, threshold: float = 0.5) -> dict[str, Any]:
+    """``metrics.json`` of a single-modality stage: test (with per-class rows) and validation metrics, a global
+    threshold tuned on validation only with the test micro-F1 at it, and the training summary."""
+    val = M.evaluate(y_val, p_val, classes, threshold)
+    val.pop("per_class")
+    tuned = M.tune_threshold(y_val, p_val)
+    return {
+        "test": M.evaluate(y_test, p_test, classes, threshold),
+        "val": val,
+        "tuned_threshold": tuned,
+        "test_micro_f1_tuned": M.micro_f1(y_test, p_test, tuned),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "train_seconds": result.seconds,
+        "samples_per_s": result.samples_per_s,
+        "history": result.history.to_dict(orient="records"),
+    }
+
+
+def train_text_classifier(model: keras.Model, td: TextData, ds: Dataset, profile: Profile, *,
+                          verbose: str | int = 2, batch_size: int = 256) -> ClassifierRun:
+    """Fit ``model`` on a prepared text field (``td.x``) with the profile's text settings, then predict every
+    split and take the ``features`` layer's activations. Notebooks 02 and 03."""
+    result = fit_classifier(model, td.x["train"], ds.y("train"), td.x["val"], ds.y("val"),
+                            epochs=profile.text_epochs, batch_size=profile.text_batch_size,
+                            learning_rate=profile.learning_rate, patience=profile.patience, seed=profile.seed,
+                            threshold=profile.threshold, verbose=verbose)
+    p = {s: predict_proba(model, td.x[s], batch_size) for s in SPLITS}
+    extractor = feature_extractor(model)
+    features = {s: predict_proba(extractor, td.x[s], batch_size, clip=False) for s in SPLITS}
+    metrics = classifier_metrics(ds.y("val"), p["val"], ds.y("test"), p["test"], ds.classes, result,
+                                 profile.threshold)
+    return ClassifierRun(model, result, p["val"], p["test"], metrics, features, p["train"])
+
+
+def save_stage(out: StageOutput, ds: Dataset, run: ClassifierRun) -> None:
+    """Write a run into its stage folder: predictions and features per split, ``metrics.json``, ``model.keras``
+    and the run's other JSON files. Notebooks 02–04."""
+    out.save_predictions("val", ds.splits["val"], run.p_val, ds.classes)
+    out.save_predictions("test", ds.splits["test"], run.p_test, ds.classes)
+    if run.p_train is not None:
+        out.save_predictions("train", ds.splits["train"], run.p_train, ds.classes)
+    out.save_metrics(run.metrics)
+    run.model.save(out.path / "model.keras")
+    for split, feats in run.features.items():
+        out.save_features(split, ds.splits[split], feats)
+    for name, content in run.files.items():
+        out.save_json(name, content)
+
+
+def classifier_numbers(metrics: Mapping[str, Any], model: str) -> dict[str, float | int]:
+    """The numbers a single-modality chapter quotes: ours (percent) beside the paper's, epochs and speed."""
+    return {
+        "test_f1": 100 * metrics["test"]["micro_f1"],
+        "paper_f1": paper.SINGLE[model],
+        "gap_f1": 100 * metrics["test"]["micro_f1"] - paper.SINGLE[model],
+        "val_f1": 100 * metrics["val"]["micro_f1"],
+        "macro_f1": 100 * metrics["test"]["macro_f1"],
+        "tuned_threshold": metrics["tuned_threshold"],
+        "test_f1_tuned": 100 * metrics["test_micro_f1_tuned"],
+        "epochs": metrics["epochs_run"],
+        "best_epoch": metrics["best_epoch"],
+        "train_seconds": metrics["train_seconds"],
+        "samples_per_s": metrics["samples_per_s"],
+        "n_test": metrics["test"]["n_products"],
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# Images (notebook 04)
+# --------------------------------------------------------------------------------------------------------
+
+@dataclass
+class ImageRun(ClassifierRun):
+    """A trained image classifier and how it was trained. Products without a usable image (``missing``) get the
+    training-set label prevalence as probabilities and zeros as features."""
+
+    weights: WeightsInfo | None = None
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    n_images: dict[str, int] = field(default_factory=dict)
+    mode: str = ""
+    trainable_layers: int = 0
+    cut: str | None = None
+    cache_seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-JSON facts for ``metrics.json`` and the manifest."""
+        return {"mode": self.mode, "trainable_layers": self.trainable_layers, "cut_at": self.cut,
+                "cache_seconds": round(self.cache_seconds, 2), "images": self.n_images,
+                "missing_images": {k: len(v) for k, v in self.missing.items()},
+                "weights": self.weights.to_dict() if self.weights else None}
+
+
+def train_image_classifier(ds: Dataset, profile: Profile, *, trainable_layers: int | str | None = None,
+                           model: tuple[keras.Model, WeightsInfo] | None = None, with_features: bool = True,
+                           workers: int = 2, verbose: str | int = 2, progress: bool = True) -> ImageRun:
+    """Train the image classifier as ``profile`` says (``trainable_layers`` overrides its K; ``model`` is a
+    ``build_image_model`` pair): with ``image_cache`` and no augmentation only the tail trains on the frozen
+    part's cached activations, else images stream end to end. Notebook 04."""
+    from prodlib import image_input as I
+    from prodlib.models import resnet as R
+
+    k_req = profile.trainable_layers if trainable_layers is None else trainable_layers
+    size, bs, seed = profile.image_size, profile.image_batch_size, profile.seed
+    parts = {s: I.split_images(ds.part(s)) for s in SPLITS}  # (ids with image, their paths, ids without)
+    ys = {}
+    for s, (ids, _, _) in parts.items():
+        pos = {pid: n for n, pid in enumerate(ds.splits[s])}
+        ys[s] = ds.y(s)[[pos[i] for i in ids]] if ids else np.zeros((0, ds.n_classes), np.float32)
+    for s in ("train", "val"):
+        if not parts[s][0]:
+            raise ValueError(f"no product of the {s} split has a usable image; check notebook 01's image "
+                             "report (dataset_stats.json) before training the image model")
+    set_seed(seed)
+    net_full, info = model if model is not None else R.build_image_model(
+        ds.n_classes, size, trainable_layers=k_req, weights=profile.image_weights)
+    k = R.set_trainable_layers(net_full, k_req)
+    cached = bool(profile.image_cache) and not profile.augment and k < len(R.backbone_layers(net_full))
+    cut, cache_seconds = None, 0.0
+    if cached:
+        frozen, net = R.split_frozen_tail(net_full, k)
+        cut = R.cut_layer_name(net_full, k)
+        t0 = time.perf_counter()
+        x = {s: R.cached_features(frozen, I.ImageSequence(parts[s][1], image_size=size, batch_size=64,
+                                                          workers=workers), progress=progress) for s in SPLITS}
+        cache_seconds = time.perf_counter() - t0
+        x_fit, x_val = x["train"], x["val"]
+        feat_input = net_full.get_layer(cut).output
+    else:
+        net = net_full
+        x = {s: I.ImageSequence(parts[s][1], image_size=size, batch_size=bs, workers=workers) for s in SPLITS}
+        x_fit = I.ImageSequence(parts["train"][1], ys["train"], image_size=size, batch_size=bs,
+                                augment=profile.augment, shuffle=True, seed=seed, workers=workers)
+        x_val = I.ImageSequence(parts["val"][1], ys["val"], image_size=size, batch_size=bs, workers=workers)
+        feat_input = net_full.inputs
+    feat_model = keras.Model(feat_input, net_full.get_layer("avg_pool").output) if with_features else None
+    result = fit_classifier(net, x_fit, ys["train"], x_val, ys["val"], epochs=profile.image_epochs,
+                            batch_size=bs, learning_rate=profile.learning_rate, patience=profile.patience,
+                            seed=seed, threshold=profile.threshold, verbose=verbose)
+    probs, features = {}, {}
+    prior = ds.y("train")
+    for s in SPLITS if with_features else ("val", "test"):
+        order = {pid: n for n, pid in enumerate(ds.splits[s])}
+        rows = [order[i] for i in parts[s][0]]
+        probs[s] = I.prevalence_probs(prior, len(ds.splits[s]))
+        if rows:
+            probs[s][rows] = predict_proba(net, x[s])
+        if feat_model is not None:
+            features[s] = np.zeros((len(ds.splits[s]), feat_model.output.shape[-1]), np.float32)
+            if rows:
+                features[s][rows] = np.asarray(feat_model.predict(x[s], verbose=0))
+    metrics = classifier_metrics(ds.y("val"), probs["val"], ds.y("test"), probs["test"], ds.classes, result,
+                                 profile.threshold)
+    run = ImageRun(net_full, result, probs["val"], probs["test"], metrics, features, probs.get("train"),
+                   weights=info, missing={s: parts[s][2] for s in SPLITS},
+                   n_images={s: len(parts[s][0]) for s in SPLITS},
+                   mode="cached frozen part, tail trained" if cached else "end to end", trainable_layers=k,
+                   cut=cut, cache_seconds=cache_seconds)
+    metrics["image"] = run.summary()
+    run.files["missing_images"] = {"policy": "no usable image: excluded from training; predicted as the "
+                                             "training-set prevalence of each class",
+                                   "val": run.missing["val"], "test": run.missing["test"]}
+    return run
+
+
+def k_sweep(ds: Dataset, profile: Profile, *, base: ImageRun | None = None, values: Iterable[int] | None = None,
+            verbose: str | int = 0) -> pd.DataFrame:
+    """Retrain the image model for each K in ``values`` (default ``profile.k_sweep``) from the same seed, reusing
+    ``base`` for its K, and report validation and test micro-F1 (notebook 04, section 4.9)."""
+    rows = []
+    for k in list(profile.k_sweep if values is None else values):
+        run = base if base is not None and base.trainable_layers == k else None
+        if run is None:
+            run = train_image_classifier(ds, profile, trainable_layers=k, with_features=False, verbose=verbose,
+                                         progress=False)
+        rows.append({"K": k, "cut_at": run.cut or "-", "mode": run.mode,
+                     "trainable_params_m": round(sum(int(np.prod(w.shape)) for w in run.model.trainable_weights)
+                                                 / 1e6, 2),
+                     "epochs": run.result.epochs_run, "train_seconds": round(run.result.seconds, 1),
+                     "val_micro_f1": round(100 * run.metrics["val"]["micro_f1"], 1),
+                     "test_micro_f1": round(100 * run.metrics["test"]["micro_f1"], 1)})
+    return pd.DataFrame(rows, columns=["K", "cut_at", "mode", "trainable_params_m", "epochs", "train_seconds",
+                                       "val_micro_f1", "test_micro_f1"])

@@ -1,0 +1,242 @@
+"""The paper's tables rebuilt from a run beside the paper's numbers, and the numbers and whole sentences that
+compare them (glued by :func:`prodlib.publish.glue_numbers`), so that notebooks show the experiment, not the
+table assembly. Notebook 05 (Tables 1, 3), 06 (Tables 2, 4), 02–04 and the results chapter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prodlib import paper
+from prodlib.fusion import FusionRun, FusionSet, class_thresholds_from_val
+from prodlib.metrics import bootstrap_ci, evaluate, micro_f1, most_missed, tune_class_thresholds
+
+__all__ = ["early_table", "fusion_table", "missed_beside_paper", "missed_tables", "missing_modality_sentence",
+           "missing_table",
+           "naive_numbers", "run_numbers", "save_fusion_stage", "score_table", "single_table", "stage_table",
+           "table3_numbers"]
+
+
+def score_table(probs: Mapping[str, np.ndarray], y: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                threshold: float = 0.5, class_thresholds: Mapping[str, np.ndarray] | None = None,
+                f1_by_seed: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
+    """Test micro-F1 (in %) with a bootstrap 95 % CI for each model; optional columns: F1 with per-class
+    thresholds tuned on validation, and mean ± sd over seeds."""
+    rows = []
+    for name, p in probs.items():
+        lo, hi = bootstrap_ci(y, p, threshold, n=n_boot, seed=seed)
+        row: dict[str, Any] = {"model": name, "f1": 100 * micro_f1(y, p, threshold),
+                               "ci_low": 100 * lo, "ci_high": 100 * hi}
+        if class_thresholds is not None and name in class_thresholds:
+            row["f1_tuned"] = 100 * micro_f1(y, p, class_thresholds[name])
+        if f1_by_seed is not None and name in f1_by_seed and len(f1_by_seed[name]) > 1:
+            vals = 100 * np.asarray(f1_by_seed[name], dtype=float)
+            row["seeds_mean"], row["seeds_sd"], row["n_seeds"] = vals.mean(), vals.std(ddof=1), len(vals)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def stage_table(stages: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per classifier stage: its folder, wall time and manifest notes (notebook 05's inputs)."""
+    return pd.DataFrame({m: {"stage": s.stage, "wall time (s)": s.manifest.get("wall_time_s"),
+                             "notes": "; ".join(f"{k}={v}" for k, v in s.manifest.get("notes", {}).items())[:120]}
+                         for m, s in stages.items()}).T
+
+
+def run_numbers(profile: Any, ds: Any) -> dict[str, Any]:
+    """What the run is (profile, catalog, split sizes, bootstrap, seeds) and the paper's dataset and scores."""
+    out: dict[str, Any] = {"profile": profile.name, "catalog": profile.catalog, "n_classes": ds.n_classes,
+                           "bootstrap": profile.bootstrap, "n_seeds": len(profile.seeds)}
+    out.update({f"n_{s}": len(ds.splits[s]) for s in ("train", "val", "test")})
+    out.update({f"paper_{k.replace('+', '_')}_f1": v for k, v in {**paper.SINGLE, **paper.FUSION}.items()})
+    out.update({f"paper_{k}": int(paper.DATASET[k]) for k in ("products", "train_products", "test_products",
+                                                              "classes")})
+    out["paper_gain"] = round(paper.FUSION["trimodal"] - max(paper.SINGLE.values()), 1)
+    return out
+
+
+def single_table(val: FusionSet, test: FusionSet, modalities: Sequence[str], baselines: Mapping[str, Any],
+                 profile: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Table 1 beside the paper (each classifier's and TF-IDF baseline's test micro-F1, interval, F1 with per-class
+    thresholds tuned on validation) and its numbers, the best single neural model among them."""
+    singles_val = dict(zip(modalities, val.inputs, strict=True))
+    singles_test = dict(zip(modalities, test.inputs, strict=True))
+    for name, res in baselines.items():
+        singles_val[name], singles_test[name] = res.probs_val, res.probs_test
+    thresholds = {name: tune_class_thresholds(val.y, p) for name, p in singles_val.items()}
+    table = score_table(singles_test, test.y, n_boot=profile.bootstrap, seed=profile.seed,
+                        class_thresholds=thresholds)
+    table = table.merge(paper.single_table(), on="model", how="left")
+    table = table[["model", "paper_f1", "f1", "ci_low", "ci_high", "f1_tuned"]]
+    f1 = table.set_index("model")["f1"]
+    best = max(modalities, key=lambda m: f1[m])
+    numbers: dict[str, Any] = {f"single_{m.replace('+', '_')}_f1": round(float(v), 1) for m, v in f1.items()}
+    numbers.update(best_single=best, best_single_f1=round(float(f1[best]), 1), table1=table.round(1).set_index("model"),
+                   tfidf_C={k: float(v.C) for k, v in baselines.items()})
+    return table, numbers
+
+
+def fusion_table(runs: Mapping[str, FusionRun], methods: Mapping[str, Any], val: FusionSet, test: FusionSet,
+                 profile: Any) -> pd.DataFrame:
+    """Table 3 beside the paper: each fusion method's test micro-F1 (first seed) with its interval, with per-class
+    thresholds tuned on validation (out-of-fold where the fit used those rows) and mean ± sd over seeds."""
+    seed0 = profile.seeds[0]
+    thresholds = {name: class_thresholds_from_val(runs[name].fitted[seed0], val) for name in ("max", "mean")}
+    for name in ("ridge", "ridge_full", "trimodal"):
+        thresholds[name] = class_thresholds_from_val(runs[name].fitted[seed0], val, folds=profile.fusion_folds,
+                                                     seed=profile.seed, refit=methods[name])
+    table = score_table({n: r.first for n, r in runs.items()}, test.y, n_boot=profile.bootstrap, seed=profile.seed,
+                        class_thresholds=thresholds, f1_by_seed={k: list(r.f1.values()) for k, r in runs.items()})
+    table = table.merge(paper.fusion_table().rename(columns={"method": "model"}), on="model", how="left")
+    cols = ["model", "paper_f1", "f1", "ci_low", "ci_high", "f1_tuned"]
+    return table[cols + [c for c in ("seeds_mean", "seeds_sd") if c in table]]
+
+
+def table3_numbers(table3: pd.DataFrame, table1: pd.DataFrame, best_single: str) -> dict[str, Any]:
+    """The numbers and comparing phrases of the Table 3 paragraph, computed from the tables: F1s, the tri-modal
+    network's interval, gain and rank, and whether each method stands above or below the best single model."""
+    t3 = table3.set_index("model")
+    tri, best = float(t3.loc["trimodal", "f1"]), float(table1.set_index("model").loc[best_single, "f1"])
+
+    def versus(f1: float) -> str:
+        return "above" if f1 > best else "below" if f1 < best else "level with"
+
+    rank = int((t3["f1"] > tri).sum()) + 1
+    out: dict[str, Any] = {f"{m.replace('+', '_')}_f1": round(float(v), 1) for m, v in t3["f1"].items()}
+    out.update(
+        trimodal_ci=f"{t3.loc['trimodal', 'ci_low']:.1f}–{t3.loc['trimodal', 'ci_high']:.1f}",
+        gain=round(tri - best, 1), best_method=t3["f1"].idxmax(), best_method_f1=round(float(t3["f1"].max()), 1),
+        n_beat_best_single=int((t3["f1"] > best).sum()), n_methods=len(t3),
+        max_vs_best=versus(float(t3.loc["max", "f1"])), mean_vs_best=versus(float(t3.loc["mean", "f1"])),
+        trimodal_rank=rank,
+        trimodal_rank_text="the best fusion method (as in the paper)" if rank == 1 else
+        f"ranked {rank} of {len(t3)} fusion methods (the paper: first)",
+        ci_covers_best_single="includes" if t3.loc["trimodal", "ci_low"] <= best else "excludes",
+        table3=table3.round(1).set_index("model"))
+    return out
+
+
+def early_table(early: Mapping[int, np.ndarray], late: FusionRun, test: FusionSet,
+                profile: Any) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    """Early fusion beside the late tri-modal network (test micro-F1, interval, seeds) and its numbers (no
+    table and ``nan`` when early fusion could not run)."""
+    if not early:
+        return None, {"early_f1": float("nan"), "early_minus_late": float("nan")}
+    seed0 = profile.seeds[0]
+    table = score_table({"early fusion": early[seed0], "trimodal (late)": late.first}, test.y,
+                        n_boot=profile.bootstrap, seed=profile.seed,
+                        f1_by_seed={"early fusion": [micro_f1(test.y, p) for p in early.values()],
+                                    "trimodal (late)": list(late.f1.values())})
+    f1 = table["f1"].to_numpy()
+    return table.round(1).set_index("model"), {"early_f1": round(float(f1[0]), 1),
+                                               "early_minus_late": round(float(f1[0] - f1[1]), 1)}
+
+
+def naive_numbers(naive: FusionRun | None, train: FusionSet | None, table1: pd.DataFrame, honest: FusionRun,
+                  modalities: Sequence[str]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    """The naive variant's table (each base classifier's F1 on its own training products beside test) and its
+    numbers: the test F1 of fusion fitted on training outputs, and its difference to the same method fitted on
+    validation (``honest``); no table and ``nan`` when the variant could not run."""
+    if naive is None or train is None:
+        return None, {"naive_f1": float("nan"), "naive_minus_honest": float("nan")}
+    f1 = 100 * next(iter(naive.f1.values()))
+    tri_f1 = 100 * next(iter(honest.f1.values()))
+    t1 = table1.set_index("model")["f1"]
+    table = pd.DataFrame({"base classifier F1 on its own training products":
+                          {m: 100 * micro_f1(train.y, x) for m, x in zip(modalities, train.inputs, strict=True)},
+                          "on test": {m: float(t1[m]) for m in modalities}}).round(1)
+    return table, {"naive_f1": round(f1, 1), "naive_minus_honest": round(f1 - tri_f1, 1)}
+
+
+def missing_modality_sentence(groups: Mapping[str, tuple[int, float]], model: str = "the tri-modal network") -> str:
+    """One sentence on how ``model`` scores on test products lacking a modality; ``groups`` maps the missing
+    thing (``"a description"``) to ``(number of products, micro-F1 in %)``. An empty group is said to be
+    empty instead of being given a meaningless score. Notebook 05 and the results chapter."""
+    parts = []
+    for noun, (n, f1) in groups.items():
+        if n == 0:
+            parts.append(f"no test product lacks {noun}")
+        else:
+            product = "product" if n == 1 else "products"
+            parts.append(f"on the {n} test {product} without {noun} {model} scores {f1:.1f} % micro-F1")
+    text = "; ".join(parts)
+    return (text[:1].upper() + text[1:] + ".") if text else ""
+
+
+def missing_table(ds: Any, test: FusionSet, missing_images: Sequence[str], fused: np.ndarray, best: np.ndarray,
+                  best_single: str, profile: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """F1 of the tri-modal network and the best single model on test products without a description, without an
+    image, and with both; and the chapter's numbers and sentence."""
+    from prodlib.analysis import subgroup_f1
+
+    no_desc = ds.part("test")["description"].fillna("").str.strip().eq("").to_numpy()
+    no_img = np.isin(test.ids, list(missing_images))
+    groups = {"all test products": np.ones(len(test.ids), bool), "no description": no_desc, "no image": no_img,
+              "description and image present": ~no_desc & ~no_img}
+    table = subgroup_f1(test.y, fused, groups, n_boot=profile.bootstrap, seed=profile.seed)
+    table[f"f1 {best_single} alone"] = subgroup_f1(test.y, best, groups, n_boot=profile.bootstrap,
+                                                   seed=profile.seed)["f1"]
+    t = table.set_index("group")
+    sentence = missing_modality_sentence({"a description": (int(no_desc.sum()), float(t.loc["no description", "f1"])),
+                                          "a usable image": (int(no_img.sum()), float(t.loc["no image", "f1"]))})
+    numbers = {"n_no_desc": int(no_desc.sum()), "n_no_image": int(no_img.sum()),
+               "f1_no_desc": round(float(t.loc["no description", "f1"]), 1),
+               "f1_no_image": round(float(t.loc["no image", "f1"]), 1), "missing_sentence": sentence,
+               "table_missing": table.round(1).set_index("group")}
+    return table, numbers
+
+
+def save_fusion_stage(out: Any, ds: Any, test: FusionSet, runs: Mapping[str, FusionRun], baselines: Mapping[str, Any],
+                      early: Mapping[int, np.ndarray], tables: Mapping[str, pd.DataFrame | None], *,
+                      config: Mapping[str, Any], best_single: str, ridge: Any, modalities: Sequence[str],
+                      profile: Any) -> None:
+    """Write stage ``05_fusion``: each method's test probabilities (``predictions_test_<name>.npz``, ``+`` written
+    ``_``) and ``metrics.json`` (Tables 1 and 3, search, seeds, ridge, missing modalities, best single model)."""
+    probs = {name: run.first for name, run in runs.items()}
+    probs.update({name: res.probs_test for name, res in baselines.items()})
+    if early:
+        probs["early"] = early[profile.seeds[0]]
+    for name, p in probs.items():
+        out.save_predictions(f"test_{name.replace('+', '_')}", test.ids, p, ds.classes)
+
+    def records(name: str) -> Any:
+        table = tables.get(name)
+        return None if table is None else table.to_dict(orient="records")
+
+    out.save_metrics({
+        "table1": records("table1"), "table3": records("table3"),
+        "trimodal": {"config": dict(config), "test": evaluate(test.y, runs["trimodal"].first, ds.classes)},
+        "f1_by_seed": {k: r.f1 for k, r in runs.items()},
+        "ridge": {"alpha": ridge.alpha_, "weights": dict(zip(modalities, ridge.weights_.tolist(), strict=True))},
+        "search": records("search"), "missing_modalities": records("missing"),
+        "tfidf_C": {k: v.C for k, v in baselines.items()}, "best_single": best_single,
+        "fitted_on": "val", "evaluated_on": "test",
+    })
+
+
+def missed_beside_paper(y_test: np.ndarray, p_test: np.ndarray, classes: Sequence[str], model: str, *,
+                        k: int = 5, threshold: float = 0.5) -> pd.DataFrame:
+    """Our ``k`` most-missed test classes in the paper's ``Name (missed/support)`` form beside the paper's
+    Table 2 column for ``model`` (``title``, ``description`` or ``image``). Notebooks 02–04."""
+    ours = most_missed(y_test, p_test, classes, k=k, threshold=threshold)
+    theirs = paper.missed_table(model)
+    rank = range(1, max(len(ours), len(theirs)) + 1)
+    return pd.DataFrame({
+        "ours (missed/support)": [ours["label"].get(i, "") for i in rank],
+        "paper (missed/support)": [theirs["label"].get(i, "") for i in rank],
+    }, index=pd.Index(rank, name="rank"))
+
+
+def missed_tables(missed: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Tables 2 and 4 beside the paper's, from :func:`prodlib.metrics.most_missed` per model (``title``,
+    ``description``, ``image``, ``trimodal``), and the most-missed class of each model. Notebook 06."""
+    table2 = pd.DataFrame({f"{m} ({who})": (paper.missed_table(m)["label"] if who == "paper" else missed[m]["label"])
+                           for m in ["image", "description", "title"] for who in ("paper", "ours")})
+    table4 = pd.DataFrame({"trimodal (paper)": paper.missed_table("trimodal")["label"],
+                           "trimodal (ours)": missed["trimodal"]["label"]})
+    table2.index.name = table4.index.name = "rank"
+    numbers: dict[str, Any] = {f"top_missed_{m}": t.iloc[0]["label"] if len(t) else "none" for m, t in missed.items()}
+    return table2, table4, {**numbers, "table2": table2, "table4": table4}
