@@ -174,17 +174,16 @@ def train_image_classifier(ds: Dataset, profile: Profile, *, trainable_layers: i
         x = {s: R.cached_features(frozen, I.ImageSequence(parts[s][1], image_size=size, batch_size=64,
                                                           workers=workers), progress=progress) for s in SPLITS}
         cache_seconds = time.perf_counter() - t0
-        x_fit, x_val = x["train"], x["val"]
+        x_fit = x["train"]
         feat_input = net_full.get_layer(cut).output
     else:
         net = net_full
         x = {s: I.ImageSequence(parts[s][1], image_size=size, batch_size=bs, workers=workers) for s in SPLITS}
         x_fit = I.ImageSequence(parts["train"][1], ys["train"], image_size=size, batch_size=bs,
                                 augment=profile.augment, shuffle=True, seed=seed, workers=workers)
-        x_val = I.ImageSequence(parts["val"][1], ys["val"], image_size=size, batch_size=bs, workers=workers)
         feat_input = net_full.inputs
     feat_model = keras.Model(feat_input, net_full.get_layer("avg_pool").output) if with_features else None
-    result = fit_classifier(net, x_fit, ys["train"], x_val, ys["val"], epochs=profile.image_epochs,
+    result = fit_classifier(net, x_fit, ys["train"], x["val"], ys["val"], epochs=profile.image_epochs,
                             batch_size=bs, learning_rate=profile.learning_rate, patience=profile.patience,
                             seed=seed, threshold=profile.threshold, verbose=verbose)
     probs, features = {}, {}

@@ -13,8 +13,10 @@ import keras
 import numpy as np
 import pandas as pd
 
-__all__ = ["TrainResult", "binary_crossentropy", "feature_extractor", "fit_classifier", "predict_proba",
-           "set_seed", "train_small"]
+from prodlib.metrics import micro_f1
+
+__all__ = ["MicroF1Callback", "TrainResult", "binary_crossentropy", "feature_extractor", "fit_classifier",
+           "predict_proba", "set_seed", "train_small"]
 
 _EPS = 1e-7
 
@@ -36,6 +38,26 @@ def _inputs(x: Any) -> Any:
     return list(x) if isinstance(x, tuple) else x
 
 
+class MicroF1Callback(keras.callbacks.Callback):
+    """The validation micro-F1 (:func:`prodlib.metrics.micro_f1`) in ``logs["val_micro_f1"]`` after every epoch,
+    and ``val_loss`` from the same predictions, for ``EarlyStopping``. Keras' ``F1Score`` metric gives the same
+    value but also runs on every training batch: 27 % slower training (``benchmarks/bench_text_train.py``)."""
+
+    def __init__(self, x_val: Any, y_val: np.ndarray, *, batch_size: int = 1024, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.x_val, self.y_val = _inputs(x_val), np.asarray(y_val)
+        self.batch_size, self.threshold = batch_size, threshold
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs if logs is not None else {}
+        probs = predict_proba(self.model, self.x_val, self.batch_size)
+        if len(probs) != len(self.y_val):
+            raise ValueError(f"validation input gave {len(probs)} predictions for {len(self.y_val)} label rows; "
+                             "x_val and y_val must list the same products in the same order")
+        logs["val_micro_f1"] = micro_f1(self.y_val, probs, self.threshold)
+        logs.setdefault("val_loss", binary_crossentropy(self.y_val, probs))
+
+
 @dataclass
 class TrainResult:
     """What :func:`fit_classifier` reports: one history row per epoch and the speed of training."""
@@ -50,25 +72,21 @@ class TrainResult:
 def fit_classifier(model: keras.Model, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray, *,
                    epochs: int, batch_size: int, learning_rate: float = 1e-3, patience: int = 3, seed: int = 0,
                    threshold: float = 0.5, verbose: str | int = "auto") -> TrainResult:
-    """Compile ``model`` (Adam, binary cross-entropy, Keras' micro ``F1Score`` at ``threshold``) and fit it with
-    ``EarlyStopping`` on the validation micro-F1, restoring the best epoch's weights. ``x_*`` are arrays, tuples
-    of arrays or a ``keras.utils.PyDataset`` of ``(x, y)`` batches. Notebook 02."""
+    """Compile ``model`` (Adam, binary cross-entropy) and fit it with :class:`MicroF1Callback` and Keras'
+    ``EarlyStopping`` on the validation micro-F1, restoring the best epoch's weights. ``x_*`` are arrays, tuples of
+    arrays or ``keras.utils.PyDataset`` (``x_train`` yielding ``(x, y)``, ``x_val`` yielding ``x``). Notebook 02."""
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs ({epochs}) and batch_size ({batch_size}) must be at least 1")
     y_train = np.asarray(y_train, dtype=np.float32)
     set_seed(seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                  metrics=[keras.metrics.F1Score(average="micro", threshold=threshold, name="micro_f1")])
-    stop = keras.callbacks.EarlyStopping(monitor="val_micro_f1", mode="max", patience=patience,
-                                         restore_best_weights=True)
-    if isinstance(x_train, keras.utils.PyDataset):
-        kwargs: dict[str, Any] = {"validation_data": x_val}
-    else:
-        kwargs = {"y": y_train, "batch_size": batch_size, "shuffle": True,
-                  "validation_data": (_inputs(x_val), np.asarray(y_val, dtype=np.float32)),
-                  "validation_batch_size": max(batch_size, 1024)}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+    callbacks = [MicroF1Callback(x_val, y_val, batch_size=max(batch_size, 1024), threshold=threshold),
+                 keras.callbacks.EarlyStopping(monitor="val_micro_f1", mode="max", patience=patience,
+                                               restore_best_weights=True)]
+    kwargs = {} if isinstance(x_train, keras.utils.PyDataset) else {"y": y_train, "batch_size": batch_size,
+                                                                     "shuffle": True}
     t0 = time.perf_counter()
-    logs = model.fit(_inputs(x_train), epochs=epochs, callbacks=[stop], verbose=verbose, **kwargs).history
+    logs = model.fit(_inputs(x_train), epochs=epochs, callbacks=callbacks, verbose=verbose, **kwargs).history
     seconds = time.perf_counter() - t0
     history = pd.DataFrame({"epoch": np.arange(1, len(logs["loss"]) + 1), "loss": logs["loss"],
                             "val_loss": logs["val_loss"], "val_micro_f1": logs["val_micro_f1"]})

@@ -1,6 +1,6 @@
-"""The training loops (prodlib.train) and the classifier recipes (prodlib.classifiers): Keras' validation
-micro-F1, early stopping with best weights restored, the fusion loop, the metrics schema, stage outputs,
-and a JAX run that never imports TensorFlow."""
+"""The training loops (prodlib.train) and the classifier recipes (prodlib.classifiers): the micro-F1 callback,
+early stopping with best weights restored, the fusion loop, the metrics schema, stage outputs, and a JAX run
+that never imports TensorFlow."""
 
 from __future__ import annotations
 
@@ -45,15 +45,22 @@ def small_model(name: str = "m") -> keras.Model:
     return build_kim_cnn(40, 12, 3, embedding_dim=8, filters=8, windows=(2, 3), name=name)
 
 
-def test_keras_validation_f1_equals_metrics_micro_f1():
-    x, y = data(200, seed=1)
-    xv, yv = data(64, seed=2)
+def test_callback_value_equals_metrics_micro_f1():
+    x, y = data(64)
     model = small_model()
-    res = TR.fit_classifier(model, x, y, xv, yv, epochs=1, batch_size=32, seed=0, verbose=0)
-    probs = TR.predict_proba(model, xv)
-    assert res.history["val_micro_f1"].iloc[0] == pytest.approx(micro_f1(yv, probs), abs=1e-5)
-    assert res.history["val_loss"].iloc[0] == pytest.approx(TR.binary_crossentropy(yv, probs), rel=1e-4)
-    np.testing.assert_allclose(probs, model.predict(xv, verbose=0), atol=1e-5)  # the direct calls match predict
+    cb = TR.MicroF1Callback(x, y, batch_size=16, threshold=0.5)
+    assert isinstance(cb, keras.callbacks.Callback)
+    cb.set_model(model)
+    logs: dict = {}
+    cb.on_epoch_end(0, logs)
+    probs = TR.predict_proba(model, x)
+    assert logs["val_micro_f1"] == pytest.approx(micro_f1(y, probs), abs=1e-12)
+    np.testing.assert_allclose(probs, model.predict(x, verbose=0), atol=1e-5)  # the direct calls match predict
+    assert logs["val_loss"] == pytest.approx(TR.binary_crossentropy(y, probs), rel=1e-6)
+    bad = TR.MicroF1Callback(x, y[:10])
+    bad.set_model(model)
+    with pytest.raises(ValueError, match="same products"):
+        bad.on_epoch_end(0, {})
 
 
 def test_binary_crossentropy_matches_keras():
@@ -78,7 +85,7 @@ def test_fit_restores_best_weights_and_reports_history():
     assert res.best_epoch == int(h["val_micro_f1"].idxmax()) + 1
     assert h["val_micro_f1"].iloc[res.best_epoch - 1] > h["val_micro_f1"].iloc[-1]
     restored = micro_f1(yv, TR.predict_proba(model, xv))
-    assert restored == pytest.approx(h["val_micro_f1"].iloc[res.best_epoch - 1], abs=1e-5)  # Keras: float32
+    assert restored == pytest.approx(h["val_micro_f1"].iloc[res.best_epoch - 1], abs=1e-9)
     assert res.samples_per_s > 0 and res.seconds > 0
 
 
