@@ -1,7 +1,5 @@
-"""Run folders: what each notebook writes into ``runs/<profile>/<stage>/`` (``manifest.json``,
-``metrics.json``, outputs keyed by product id) and how the next one reads it back, refusing to mix
-profiles or data fingerprints. Explained in notebook 01 and the *Reproduce it yourself* chapter.
-"""
+"""Run folders: what each notebook writes into ``runs/<profile>/<stage>/`` (manifest, metrics, outputs by product id)
+and how the next reads it back, never mixing profiles or data. Notebook 01, *Reproduce it yourself*."""
 
 from __future__ import annotations
 
@@ -51,8 +49,7 @@ def run_root(run_dir: str | os.PathLike[str] | None = None) -> Path:
 
 @contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same suffix) that replaces ``path`` only if the block succeeds,
-    so no reader sees a half-written file. Every file prodlib writes goes through here."""
+    """A temp path beside ``path`` that replaces it only if the block succeeds; every file prodlib writes uses it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
@@ -108,12 +105,10 @@ def git_commit() -> str | None:
 def device_info() -> dict[str, Any]:
     """Keras backend and the accelerators it sees (``[]`` on a CPU-only machine)."""
     from prodlib.accelerate import accelerators
-
     info: dict[str, Any] = {"keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
                             "machine": platform.machine(), "cpus": os.cpu_count()}
     try:
         import keras
-
         info["keras_backend"] = keras.backend.backend()
         info["devices"] = [str(d) for d in accelerators()]
     except Exception as exc:  # device probing must never break a run
@@ -140,9 +135,8 @@ class Predictions:
 class StageOutput:
     """Writer for one stage's folder; :meth:`finish` writes the manifest (any old one is removed now)."""
 
-    def __init__(self, profile: Profile, stage: str, *, fingerprint: str,
-                 run_dir: str | os.PathLike[str] | None = None, seed: int | None = None,
-                 inputs: Iterable[str] = ()) -> None:
+    def __init__(self, profile: Profile, stage: str, *, fingerprint: str, run_dir: str | os.PathLike[str] | None = None,
+                 seed: int | None = None, inputs: Iterable[str] = ()) -> None:
         self.profile, self.stage, self.fingerprint, self.inputs = profile, stage, fingerprint, list(inputs)
         self.seed = profile.seed if seed is None else seed
         self.path = stage_path(profile, stage, run_dir)
@@ -157,8 +151,7 @@ class StageOutput:
             np.savez_compressed(tmp, **arrays)
         return path
 
-    def save_predictions(self, split: str, ids: Sequence[str], probs: np.ndarray,
-                         classes: Sequence[str]) -> Path:
+    def save_predictions(self, split: str, ids: Sequence[str], probs: np.ndarray, classes: Sequence[str]) -> Path:
         """Save ``probs`` (n × classes, in [0, 1]) for ``split`` keyed by product ``ids``."""
         probs, ids_arr = np.asarray(probs, dtype=np.float32), np.asarray([str(i) for i in ids])
         if probs.ndim != 2 or probs.shape != (len(ids_arr), len(classes)):
@@ -201,9 +194,8 @@ class StageArtifacts:
     """Read access to a finished stage folder (see :func:`load_stage`)."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
-        self.path, self.manifest = path, manifest
-        self.stage, self.profile = str(manifest["stage"]), str(manifest["profile"])
-        self.fingerprint = str(manifest["data_fingerprint"])
+        self.path, self.manifest, self.stage = path, manifest, str(manifest["stage"])
+        self.profile, self.fingerprint = str(manifest["profile"]), str(manifest["data_fingerprint"])
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -236,23 +228,19 @@ class StageArtifacts:
 
 def load_stage(profile: str | Profile, stage: str, run_dir: str | os.PathLike[str] | None = None, *,
                fingerprint: str | None = None) -> StageArtifacts:
-    """Open ``runs/<profile>/<stage>``; refuse it if unfinished, from another profile or (when
-    ``fingerprint`` is given) from other data."""
+    """Open ``runs/<profile>/<stage>``; refused if unfinished, from another profile or other data (``fingerprint``)."""
     name = profile.name if isinstance(profile, Profile) else profile
     path = stage_path(name, stage, run_dir)
     if not (manifest_path := path / "manifest.json").exists():
-        raise ArtifactError(
-            f"stage {stage!r} has no finished run for profile {name!r} ({manifest_path} is missing); "
-            f"run it first: python -m prodlib run --profile {name}"
-        )
+        raise ArtifactError(f"stage {stage!r} has no finished run for profile {name!r} ({manifest_path} is missing); "
+                            f"run it first: python -m prodlib run --profile {name}")
     art = StageArtifacts(path, json.loads(manifest_path.read_text()))
     if art.profile != name:
         raise ArtifactMismatch(f"{path} holds a run of profile {art.profile!r}, not {name!r}")
     if fingerprint is not None and art.fingerprint != fingerprint:
-        raise ArtifactMismatch(
-            f"stage {stage!r} was run on other data (fingerprint {art.fingerprint[:12]}) than the current "
-            f"dataset ({fingerprint[:12]}); rerun it: python -m prodlib run --profile {name} --force"
-        )
+        raise ArtifactMismatch(f"stage {stage!r} was run on other data (fingerprint {art.fingerprint[:12]}) than the "
+                               f"current dataset ({fingerprint[:12]}); rerun it: python -m prodlib run --profile "
+                               f"{name} --force")
     return art
 
 
@@ -277,8 +265,7 @@ CLASSIFIER_STAGES: dict[str, str] = {"title": "02_title", "description": "03_des
 
 def load_classifier_stages(profile: str | Profile, run_dir: str | os.PathLike[str] | None,
                            fingerprint: str) -> dict[str, StageArtifacts]:
-    """The three classifier stages of ``profile``'s run, refused unless all were run on the data with
-    ``fingerprint``. Notebooks 05 and 06."""
+    """The classifier stages of ``profile``, refused unless all ran on the data ``fingerprint`` (notebooks 05, 06)."""
     stages = {m: load_stage(profile, stage, run_dir, fingerprint=fingerprint) for m, stage in CLASSIFIER_STAGES.items()}
     check_same_run(stages.values())
     return stages
@@ -294,7 +281,6 @@ def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str |
     from prodlib.config import profile_from_params
     from prodlib.dataset import load_dataset
     from prodlib.train import set_seed
-
     prof = profile_from_params(profile, overrides)
     set_seed(prof.seed)
     accel = configure_accelerators(prof)

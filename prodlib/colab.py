@@ -1,7 +1,6 @@
 """The setup cell of every notebook (first cell, tagged ``remove-cell``): detect Colab, report the GPU and export a
 default profile so that the parameters cell's ``PROFILE = None`` resolves to it. Cheap: never imports TensorFlow,
-JAX or PyTorch. Explained in the book's chapter *Reproduce it yourself* (section *Running on Colab*).
-"""
+JAX or PyTorch. Explained in the book's chapter *Reproduce it yourself* (section *Running on Colab*)."""
 
 from __future__ import annotations
 
@@ -25,8 +24,7 @@ GPU_HINT = "On Colab: Runtime > Change runtime type > Hardware accelerator: GPU 
 
 @dataclass(frozen=True)
 class SetupInfo:
-    """What :func:`setup_notebook` found and decided: Colab or not, the visible NVIDIA GPUs' names, the profile
-    that ``PROFILE = None`` resolves to and why, ``$KERAS_BACKEND`` (``tensorflow`` when unset) and hints."""
+    """What :func:`setup_notebook` found: Colab, GPU names, the default profile and why, ``$KERAS_BACKEND``, hints."""
 
     on_colab: bool
     gpus: tuple[str, ...]
@@ -76,9 +74,8 @@ def detect_gpus(*, nvidia_smi: str = "nvidia-smi", timeout: float = 5.0, modules
 
 def choose_profile(*, colab: bool, has_gpu: bool, environ: Mapping[str, str] | None = None,
                    profile_env: str = "PRODLIB_PROFILE") -> tuple[str, str]:
-    """The default profile and why, as ``(name, reason)``: ``$PRODLIB_PROFILE`` (``profile_env``) when set; else
-    ``sample`` when ``$PRODLIB_CATALOG`` names a real catalog, unless on a CPU-only Colab runtime; else ``smoke``.
-    ``full`` (hours on a GPU) is never chosen automatically."""
+    """``(name, reason)`` of the default profile: ``$PRODLIB_PROFILE`` (``profile_env``) if set, else ``sample`` if
+    ``$PRODLIB_CATALOG`` is set (not on a CPU-only Colab), else ``smoke``; never ``full`` (hours on a GPU)."""
     environ = os.environ if environ is None else environ
     if chosen := environ.get(profile_env, "").strip():
         if chosen not in PROFILES:
@@ -112,11 +109,10 @@ def setup_notebook(*, profile_env: str = "PRODLIB_PROFILE", environ: MutableMapp
         notes.append("the full profile trains ResNet-50 on ~119k images: expect days on a CPU; use a GPU.")
     if colab:
         run_dir = environ.get("PRODLIB_RUN_DIR") or str(Path.cwd() / "runs")
-        notes.append(f"outputs go to {run_dir}/{profile}/ (lost when the runtime is recycled). Notebooks 02-06 "
-                     "read what the earlier notebooks wrote: in a fresh runtime run them in order, "
-                     f"or all at once: !git clone --depth 1 {REPOSITORY_URL} /content/prodlib-repo && "
-                     f"cd /content/prodlib-repo && python -m prodlib run --profile {profile} --no-book "
-                     f"--run-dir {run_dir}")
+        notes.append(f"outputs go to {run_dir}/{profile}/ (lost when the runtime is recycled). Notebooks 02-06 read "
+                     "what the earlier notebooks wrote: in a fresh runtime run them in order, or all at once: "
+                     f"!git clone --depth 1 {REPOSITORY_URL} /content/prodlib-repo && cd /content/prodlib-repo && "
+                     f"python -m prodlib run --profile {profile} --no-book --run-dir {run_dir}")
     info = SetupInfo(on_colab=colab, gpus=gpus, profile=profile, profile_reason=reason,
                      keras_backend=environ.get("KERAS_BACKEND") or "tensorflow", notes=tuple(notes))
     if not quiet:

@@ -1,6 +1,5 @@
-"""The embedded demo catalog: a seeded, *synthetic* catalog in the readers' table form, so the study builds
-offline (``smoke``): a hierarchy whose generic names (``Women``) recur under several roots, multi-label
-products, a long tail, modalities with partial, complementary evidence. Explained in notebook 01."""
+"""The embedded demo catalog of ``smoke``: seeded, *synthetic*, offline, in the readers' table form; generic names
+(``Women``) under several roots, multi-label products, a long tail, partial complementary modalities (notebook 01)."""
 
 from __future__ import annotations
 
@@ -52,8 +51,7 @@ class DemoLeaf:
 
 
 def demo_leaves() -> list[DemoLeaf]:
-    """All leaves in a fixed order; every other leaf is *image-only* (never named in titles, only its stripe
-    pattern in the image and sometimes its keyword in the description)."""
+    """Leaves in a fixed order; every other one is *image-only* (never in titles: stripes, sometimes a keyword)."""
     leaves: list[DemoLeaf] = []
     for r, (root, departments) in enumerate(DEMO_TREE.items()):
         for d, (department, names) in enumerate(departments.items()):
@@ -67,7 +65,6 @@ def demo_leaves() -> list[DemoLeaf]:
 def _draw(leaf: DemoLeaf, rng: np.random.Generator, size: int) -> np.ndarray:
     """A photo stand-in: background from the root, shape from the department, stripes from the leaf, noise."""
     from PIL import Image, ImageDraw
-
     base = np.array(_ROOT_COLOURS[leaf.root], dtype=float) + rng.normal(0, 18, 3)
     img = Image.new("RGB", (size, size), tuple(int(c) for c in np.clip(base, 0, 255)))
     draw = ImageDraw.Draw(img)
@@ -85,8 +82,7 @@ def _draw(leaf: DemoLeaf, rng: np.random.Generator, size: int) -> np.ndarray:
     else:
         draw.rectangle([x - r / 3, y - r, x + r / 3, y + r], fill=ink)
         draw.rectangle([x - r, y - r / 3, x + r, y + r / 3], fill=ink)
-    arr = np.asarray(img, dtype=float) + rng.normal(0, 10, (size, size, 3))
-    return np.clip(arr, 0, 255).astype(np.uint8)
+    return np.clip(np.asarray(img, dtype=float) + rng.normal(0, 10, (size, size, 3)), 0, 255).astype(np.uint8)
 
 
 def _title(leaf: DemoLeaf, rng: np.random.Generator) -> str:
@@ -148,7 +144,6 @@ def generate_demo_catalog(n_products: int, seed: int, image_dir: str | os.PathLi
             path = out_dir / f"{pid}.jpg"
             if not path.exists():
                 from PIL import Image
-
                 Image.fromarray(pixels).save(path, quality=90)
             image = str(path.resolve())
         rows.append({"id": pid, "title": _title(leaf, rng), "description": _description(leaf, rng),

@@ -1,8 +1,7 @@
 """Downloads of the study's public sources: cached, resumable, atomic, verified, and honest when a link died
 (notebook 01, *Reproduce it yourself*). :data:`SOURCES` registers where each catalog and pretrained asset comes
 from; :func:`fetch` resumes ``<file>.part`` with HTTP ``Range`` and names the final file only once verified; a dead
-link raises :class:`DownloadError` saying where else the data lives. Every HTTP request of prodlib goes through here.
-"""
+link raises :class:`DownloadError` saying where else the data lives. Every HTTP request of prodlib goes through here."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["SOURCES", "DownloadError", "HttpFailure", "Source", "amazon2014_category", "fetch", "http_get", "offline",
-           "reachable", "sha256_of"]
+           "reachable"]
 
 _CHUNK = 1 << 20
 _BACKOFF_S = 0.5
@@ -114,8 +113,6 @@ def _explain(src: Source, url: str | None, dest: Path, why: str) -> DownloadErro
              f"Homepage: {src.homepage}." if src.homepage else "", src.note, _local_hint(src, dest)]
     return DownloadError(" ".join(p for p in parts if p))
 
-
-# The one HTTP client path (catalog files, weights, product images): _request, _failure and _retrying.
 
 class HttpFailure(DownloadError):
     """A request that failed: ``kind`` is ``http_<status>``, ``timeout``, ``host_not_found``,
@@ -215,7 +212,6 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str) ->
     """One HTTP request into ``part`` (resuming when it exists); returns the total size when the server said.
     Raises ``_Interrupted`` when the body ended early and :class:`HttpFailure` when the request failed."""
     from tqdm.auto import tqdm
-
     offset = part.stat().st_size if part.exists() else 0
     try:
         resp = _request(url, timeout, {"Range": f"bytes={offset}-"} if offset else None)
@@ -259,12 +255,10 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str) ->
 def fetch(source_or_url: str, dest_dir: str | os.PathLike[str], *, filename: str | None = None,
           expected_size: int | None = None, sha256: str | None = None, md5: str | None = None,
           timeout: float = 30.0, retries: int = 3, progress: bool = True) -> Path:
-    """Download a registered source (``"amazon2014"``, ``"glove"``, ...) or a URL into ``dest_dir``.
-
-    An existing ``dest_dir/filename`` is returned without the network (size and checksum checked); an interrupted
-    download resumes from ``<file>.part``; the final name appears only once the size and checksum (``sha256`` or
-    ``md5``) are verified, a mismatch deletes the download. Dead links raise :class:`DownloadError`. Notebook 01.
-    """
+    """Download a registered source (``"amazon2014"``, ``"glove"``, ...) or a URL into ``dest_dir``. An existing
+    ``dest_dir/filename`` is returned without the network (size and checksum checked); an interrupted download
+    resumes from ``<file>.part``; the final name appears only once the size and checksum (``sha256`` or ``md5``) are
+    verified, a mismatch deletes the download. Dead links raise :class:`DownloadError`. Notebook 01."""
     if retries < 1:
         raise ValueError(f"retries must be at least 1, got {retries}")
     src = _resolve(source_or_url)
@@ -274,8 +268,7 @@ def fetch(source_or_url: str, dest_dir: str | os.PathLike[str], *, filename: str
         raise DownloadError(f"{src.name} has no single file ({src.filename}); pass filename= and a URL, or "
                             f"download it by hand. Homepage: {src.homepage}. {src.note}")
     size = expected_size if expected_size is not None else src.size
-    want_sha = sha256 or src.sha256
-    digest = ("sha256", want_sha.lower()) if want_sha else ("md5", md5.lower()) if md5 else None
+    digest = ("sha256", want.lower()) if (want := sha256 or src.sha256) else ("md5", md5.lower()) if md5 else None
     if dest.is_file():
         _verify_cached(dest, size, digest, src)
         return dest
@@ -307,11 +300,6 @@ def _hash_of(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file (read in 1 MiB blocks)."""
-    return _hash_of(Path(path), "sha256")
-
-
 def _verify_cached(dest: Path, size: int | None, digest: tuple[str, str] | None, src: Source) -> None:
     if size is not None and (actual := dest.stat().st_size) != size:
         raise DownloadError(f"{dest} exists but has {actual:,} bytes, not the expected {size:,}: delete it to "
@@ -319,8 +307,7 @@ def _verify_cached(dest: Path, size: int | None, digest: tuple[str, str] | None,
     if digest:
         algorithm, expected = digest
         marker = dest.with_name(f"{dest.name}.{algorithm}")
-        known = marker.read_text().strip() if marker.is_file() else _hash_of(dest, algorithm)
-        if known != expected:
+        if (known := marker.read_text().strip() if marker.is_file() else _hash_of(dest, algorithm)) != expected:
             raise DownloadError(f"{dest} exists but its {algorithm} is {known}, not {expected}: delete it to "
                                 f"download {src.name} again, or replace it with a verified copy")
 

@@ -26,10 +26,8 @@ __all__ = ["EMBEDDING_KINDS", "EmbeddingInfo", "PRETRAINED", "embedding_matrix",
            "from_downloader", "load_vectors", "text_embeddings", "train_word2vec"]
 
 #: kind → (environment variable with a local file, gensim-data name)
-PRETRAINED: dict[str, tuple[str, str]] = {
-    "glove": ("PRODLIB_GLOVE", "glove-wiki-gigaword-300"),
-    "word2vec": ("PRODLIB_WORD2VEC", "word2vec-google-news-300"),
-}
+PRETRAINED: dict[str, tuple[str, str]] = {"glove": ("PRODLIB_GLOVE", "glove-wiki-gigaword-300"),
+                                          "word2vec": ("PRODLIB_WORD2VEC", "word2vec-google-news-300")}
 EMBEDDING_KINDS = ("glove", "word2vec", "trained", "none")
 _DOWNLOAD_HOST = ("raw.githubusercontent.com", 443)
 
@@ -74,7 +72,6 @@ def load_vectors(path: str | os.PathLike[str], fmt: str = "auto") -> KeyedVector
     """Word vectors from ``path``; ``fmt``: ``auto`` (suffix, then first bytes), ``glove`` (text, no header),
     ``word2vec-text``, ``word2vec-binary`` or ``kv`` (gensim's format); optionally gzipped."""
     from gensim.models import KeyedVectors
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"embedding file {path} does not exist; fix the path (or unset the variable)")
@@ -92,10 +89,8 @@ def load_vectors(path: str | os.PathLike[str], fmt: str = "auto") -> KeyedVector
 def find_cached(name: str) -> Path | None:
     """The gensim-data file of ``name`` if downloaded before (``$GENSIM_DATA_DIR`` or ``~/gensim-data``)."""
     folder = Path(os.environ.get("GENSIM_DATA_DIR", Path.home() / "gensim-data")) / name
-    if not folder.is_dir():
-        return None
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith(name)
-                   and not p.name.endswith((".py", ".json", ".txt")))
+                   and not p.name.endswith((".py", ".json", ".txt"))) if folder.is_dir() else []
     return files[0] if files else None
 
 
@@ -107,7 +102,6 @@ def from_downloader(name: str, timeout: float = 3.0) -> tuple[KeyedVectors | Non
     old = socket.getdefaulttimeout()
     try:
         import gensim.downloader as api
-
         socket.setdefaulttimeout(max(timeout, 30.0))  # gensim's urlopen calls have no timeout of their own
         return api.load(name), f"downloaded {name} with gensim.downloader"
     except Exception as exc:  # a failed download must fall back, not stop the notebook
@@ -118,10 +112,8 @@ def from_downloader(name: str, timeout: float = 3.0) -> tuple[KeyedVectors | Non
 
 def train_word2vec(texts: Iterable[str], dim: int, seed: int, *, epochs: int = 10, window: int = 5,
                    min_count: int = 1) -> KeyedVectors:
-    """Skip-gram Word2Vec on the whitespace tokens of ``texts`` (training split only); one worker, seeded,
-    so deterministic."""
+    """Skip-gram Word2Vec on the tokens of ``texts`` (training split only); one worker and seeded, so deterministic."""
     from gensim.models import Word2Vec
-
     sentences = [s for s in (tokenize(t) for t in texts) if s]
     if not sentences:
         raise ValueError("no non-empty training text to train Word2Vec on; check the text column")
@@ -134,8 +126,7 @@ def embedding_matrix(vocab: Vocabulary, kv: KeyedVectors | None, dim: int, seed:
     or UPPER), else seeded noise with ``kv``'s spread; padding row zero; ``kv``'s own dimension wins."""
     scale = 0.1
     if kv is not None:
-        dim = int(kv.vector_size)
-        scale = float(np.std(kv.vectors[: min(len(kv.vectors), 100_000)])) or 0.1
+        dim, scale = int(kv.vector_size), float(np.std(kv.vectors[:100_000])) or 0.1
     matrix = np.random.default_rng(seed).normal(0.0, scale, size=(len(vocab), dim)).astype(np.float32)
     matrix[PAD] = 0.0
     covered = 0
@@ -187,7 +178,6 @@ def text_embeddings(vocab: Vocabulary, kind: str, dim: int, seed: int, train_tex
 
 
 def field_embeddings(td: TextData, profile: Profile, **kwargs: Any) -> tuple[np.ndarray | None, EmbeddingInfo]:
-    """:func:`text_embeddings` of a prepared field: ``profile.title_embeddings`` for titles,
-    ``profile.desc_embeddings`` for descriptions (notebooks 02 and 03)."""
+    """:func:`text_embeddings` of a field, kind ``profile.title_embeddings``/``desc_embeddings`` (notebooks 02, 03)."""
     kind = profile.title_embeddings if td.field == "title" else profile.desc_embeddings
     return text_embeddings(td.vocab, kind, profile.embedding_dim, profile.seed, td.clean["train"], **kwargs)

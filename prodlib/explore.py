@@ -23,33 +23,26 @@ def word_counts(texts: pd.Series) -> pd.Series:
 
 
 def text_stats(table: pd.DataFrame, columns: tuple[str, ...] = ("title", "description")) -> pd.DataFrame:
-    """Per text column: missing texts, words per present text (mean, median, 95th pct, max), distinct
-    lower-cased words."""
+    """Per text column: missing texts, words per present text (mean, median, 95th pct, max), lower-cased vocabulary."""
     rows = {}
     for col in columns:
         texts = table[col].fillna("").astype(str)
         counts = word_counts(texts)
         present = counts[counts > 0]
         some = len(present) > 0
-        rows[col] = {
-            "missing": int((counts == 0).sum()),
-            "missing %": 100 * float((counts == 0).mean()),
-            "mean words": float(present.mean()) if some else 0.0,
-            "median words": float(present.median()) if some else 0.0,
-            "95th pct words": float(np.percentile(present, 95)) if some else 0.0,
-            "max words": int(counts.max()) if len(counts) else 0,
-            "vocabulary": len({w.lower() for s in texts for w in _WORD.findall(s)}),
-        }
+        rows[col] = {"missing": int((counts == 0).sum()), "missing %": 100 * float((counts == 0).mean()),
+                     "mean words": float(present.mean()) if some else 0.0,
+                     "median words": float(present.median()) if some else 0.0,
+                     "95th pct words": float(np.percentile(present, 95)) if some else 0.0,
+                     "max words": int(counts.max()) if len(counts) else 0,
+                     "vocabulary": len({w.lower() for s in texts for w in _WORD.findall(s)})}
     return pd.DataFrame(rows).T
 
 
 def modality_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Products with and without each modality, and with all three."""
-    has = pd.DataFrame({
-        "title": table["title"].fillna("").str.strip() != "",
-        "description": table["description"].fillna("").str.strip() != "",
-        "image": table["image"].notna() & (table["image"].astype(str) != ""),
-    })
+    has = pd.DataFrame({c: table[c].fillna("").str.strip() != "" for c in ("title", "description")}
+                       | {"image": table["image"].notna() & (table["image"].astype(str) != "")})
     has["all three"] = has.all(axis=1)
     out = pd.DataFrame({"products with it": has.sum(), "missing": (~has).sum()})
     out["share %"] = 100 * out["products with it"] / max(len(table), 1)
@@ -67,8 +60,7 @@ def path_depths(category_paths: pd.Series) -> pd.Series:
 
 
 def label_modes_side_by_side(category_paths: pd.Series, top: int = 15) -> pd.DataFrame:
-    """The flat labels that merge several subtrees (generic names such as ``Women``), with their
-    path-qualified labels."""
+    """Flat labels that merge several subtrees (generic names such as ``Women``), with their path-qualified labels."""
     merged: dict[str, set[str]] = {}
     for paths in category_paths:
         for label in flatten_paths(paths, "path"):
@@ -81,16 +73,14 @@ def label_modes_side_by_side(category_paths: pd.Series, top: int = 15) -> pd.Dat
 
 
 def images_per_class(table: pd.DataFrame, classes: list[str], per_class: int = 6) -> list[tuple[str, list[str]]]:
-    """``(class, image paths)`` for :func:`prodlib.plots.image_grid`: the first ``per_class`` products of each
-    class with an image."""
+    """``(class, image paths)`` for :func:`prodlib.plots.image_grid`: the first ``per_class`` products with an image."""
     has_image = table["image"].notna()
     return [(cls, table.loc[table["labels"].map(lambda labs, c=cls: c in labs) & has_image, "image"]
              .head(per_class).tolist()) for cls in classes]
 
 
 def dataset_numbers(ds: Any, modalities: pd.DataFrame, profile: Any, source: str) -> dict[str, Any]:
-    """The numbers notebook 01's closing paragraph quotes (glued as ``data_*``): sizes, classes, label
-    statistics after the filter, split sizes and missing modalities."""
+    """Numbers of notebook 01's closing paragraph (glued ``data_*``): sizes, labels, splits, missing modalities."""
     after = ds.stats["labels"]["after"]
     return {"profile": profile.name, "source": source.split(":")[0], "n_products": len(ds.table),
             "n_classes": len(ds.classes), "labels_per_product": f"{after['labels_per_product']:.2f}",

@@ -1,9 +1,7 @@
 """Fusion (notebook 05): the late-fusion methods of the paper's Table 3, early fusion, and the leakage-safe
-experiment that fits every method on validation predictions and scores it on test.
-
-A late-fusion method (:class:`FusionMethod`) has ``fit(inputs, y)`` on a list of ``n × C`` probability
-matrices (one per modality) and ``predict(inputs)`` returning ``n × C`` probabilities in ``[0, 1]``.
-"""
+experiment that fits every method on validation predictions and scores it on test. A late-fusion method
+(:class:`FusionMethod`) has ``fit(inputs, y)`` on a list of ``n × C`` probability matrices (one per modality) and
+``predict(inputs)`` returning ``n × C`` probabilities in ``[0, 1]``."""
 
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from prodlib.artifacts import CLASSIFIER_STAGES, ArtifactError
-from prodlib.metrics import micro_f1, tune_class_thresholds
+from prodlib.metrics import micro_f1, per_class_f1, tune_class_thresholds
 
 __all__ = ["MODALITIES", "EarlyFusion", "FixedRule", "FusionMethod", "FusionRun", "FusionSet", "LeakageError",
            "MaxPolicy", "MeanPolicy", "ModalitySubset", "PolicyNetwork", "RidgeFusion", "aligned_features",
@@ -84,52 +82,39 @@ class MeanPolicy(FixedRule):
 
 def _product_folds(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import KFold
-
-    folds = max(2, min(folds, n))
-    return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.arange(n)))
+    return list(KFold(n_splits=max(2, min(folds, n)), shuffle=True, random_state=seed).split(np.arange(n)))
 
 
 class RidgeFusion:
-    """Ridge regression on the stacked probabilities, clipped to ``[0, 1]``: ``per="modality"`` has one weight
-    per modality shared by all classes (the paper's), ``per="full"`` the full ``m·C → C`` linear map; ``alpha``
-    is chosen among ``alphas`` by cross-validation over the fitting set's products."""
+    """Ridge on the stacked probabilities, clipped to ``[0, 1]``: ``per="modality"`` one weight per modality (the
+    paper's), ``per="full"`` the ``m·C → C`` linear map; ``alpha`` among ``alphas`` by CV over the fitting products."""
 
     def __init__(self, per: str = "modality", alphas: Sequence[float] = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
                  folds: int = 3, seed: int = 0) -> None:
         if per not in ("modality", "full"):
             raise ValueError(f"unknown ridge variant {per!r}; choose 'modality' or 'full'")
-        self.per = per
+        self.per, self.folds, self.seed = per, folds, seed
         self.alphas = tuple(float(a) for a in alphas)
-        self.folds = folds
-        self.seed = seed
         self.name = "ridge" if per == "modality" else "ridge_full"
         self.alpha_: float | None = None
         self.coef_: np.ndarray | None = None
         self.intercept_: np.ndarray | float | None = None
 
     def _design(self, arrays: list[np.ndarray]) -> np.ndarray:
-        if self.per == "modality":
-            return np.stack(arrays, axis=-1).reshape(-1, len(arrays))
-        return np.hstack(arrays)
+        return np.stack(arrays, axis=-1).reshape(-1, len(arrays)) if self.per == "modality" else np.hstack(arrays)
 
     def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> RidgeFusion:
         from sklearn.linear_model import RidgeCV
-
         arrays = _check_inputs(inputs, y)
         n, c = arrays[0].shape
         folds = _product_folds(n, self.folds, self.seed)
-        x = self._design(arrays)
+        target = np.asarray(y, dtype=np.float64)
         if self.per == "modality":  # rows are (product, class) pairs: fold by product, never split a product
             rows = np.arange(n * c).reshape(n, c)
             folds = [(rows[tr].ravel(), rows[te].ravel()) for tr, te in folds]
-            target = np.asarray(y, dtype=np.float64).reshape(-1)
-        else:
-            target = np.asarray(y, dtype=np.float64)
-        model = RidgeCV(alphas=list(self.alphas), cv=folds).fit(x, target)
-        self._model = model
-        self.alpha_ = float(model.alpha_)
-        self.coef_ = np.asarray(model.coef_)
-        self.intercept_ = model.intercept_
+            target = target.reshape(-1)
+        self._model = model = RidgeCV(alphas=list(self.alphas), cv=folds).fit(self._design(arrays), target)
+        self.alpha_, self.coef_, self.intercept_ = float(model.alpha_), np.asarray(model.coef_), model.intercept_
         self._shape = (len(arrays), c)
         return self
 
@@ -149,17 +134,14 @@ class RidgeFusion:
         if self.coef_ is None:
             raise RuntimeError("fit the ridge model before predict")
         arrays = _check_inputs(inputs)
-        out = self._model.predict(self._design(arrays))
-        return np.clip(out.reshape(arrays[0].shape), 0.0, 1.0)
+        return np.clip(self._model.predict(self._design(arrays)).reshape(arrays[0].shape), 0.0, 1.0)
 
 
 def _inner_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random train/stop split of ``n`` rows for early stopping (``fraction`` held out, at least 2 rows)."""
     order = np.random.default_rng(seed).permutation(n)
     n_stop = int(round(n * fraction))
-    if fraction <= 0 or n_stop < 2 or n - n_stop < 2:
-        return order, order[:0]
-    return order[n_stop:], order[:n_stop]
+    return (order, order[:0]) if fraction <= 0 or n_stop < 2 or n - n_stop < 2 else (order[n_stop:], order[:n_stop])
 
 
 class PolicyNetwork:
@@ -170,8 +152,7 @@ class PolicyNetwork:
     def __init__(self, units: Sequence[int] = (200, 150), activations: Sequence[str] = ("relu", "relu", "sigmoid"),
                  *, epochs: int = 60, batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 5,
                  inner_val: float = 0.2, min_updates: int = 0, seed: int = 0, name: str = "policy") -> None:
-        units = tuple(int(u) for u in units)
-        activations = tuple(activations)
+        units, activations = tuple(int(u) for u in units), tuple(activations)
         if len(activations) != len(units) + 1:
             raise ValueError(f"give one activation per layer: {len(units)} hidden + 1 output = "
                              f"{len(units) + 1}, got {len(activations)}")
@@ -179,25 +160,21 @@ class PolicyNetwork:
             raise ValueError("the output activation must be 'sigmoid' (probabilities in [0, 1])")
         if any(u < 1 for u in units):
             raise ValueError(f"hidden units must be positive, got {units}")
-        self.units, self.activations = units, activations
+        self.units, self.activations, self.min_updates = units, activations, int(min_updates)
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.patience, self.inner_val, self.seed, self.name = patience, inner_val, seed, name
-        self.min_updates = int(min_updates)
         self.model: Any = None
         self.history_: dict[str, Any] = {}
 
     def build(self, n_inputs: int, n_classes: int) -> Any:
         import keras
-
-        layers: list[Any] = [keras.Input((n_inputs,))]
-        for u, act in zip(self.units, self.activations[:-1], strict=True):
-            layers.append(keras.layers.Dense(u, activation=act))
-        layers.append(keras.layers.Dense(n_classes, activation=self.activations[-1]))
+        hidden = zip(self.units, self.activations[:-1], strict=True)
+        layers: list[Any] = [keras.Input((n_inputs,)), *(keras.layers.Dense(u, activation=act) for u, act in hidden),
+                             keras.layers.Dense(n_classes, activation=self.activations[-1])]
         return keras.Sequential(layers, name=self.name.replace("+", "_"))
 
     def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> PolicyNetwork:
         from prodlib.train import set_seed, train_small
-
         arrays = _check_inputs(inputs, y)
         x = np.hstack(arrays)
         set_seed(self.seed)
@@ -215,13 +192,11 @@ class PolicyNetwork:
     def predict(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         if self.model is None:
             raise RuntimeError("fit the policy network before predict")
-        x = np.hstack(_check_inputs(inputs))
-        return _predict(self.model, x)
+        return _predict(self.model, np.hstack(_check_inputs(inputs)))
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     from prodlib.train import predict_proba
-
     return predict_proba(model, x, 4096)
 
 
@@ -250,20 +225,13 @@ def default_policy_grid(units: Sequence[int] = (200, 150)) -> list[dict[str, Any
     units = tuple(int(u) for u in units)
     half = tuple(max(4, u // 2) for u in units)
     patterns = [("sigmoid", "tanh", "sigmoid"), ("relu", "relu", "sigmoid"), ("tanh", "tanh", "sigmoid")]
-    grid = []
-    for u in (units, half):
-        for acts in patterns:
-            grid.append({"units": u, "activations": acts[: len(u)] + ("sigmoid",)})
-    return grid
+    return [{"units": u, "activations": acts[: len(u)] + ("sigmoid",)} for u in (units, half) for acts in patterns]
 
 
-def search_policy(inputs: Sequence[np.ndarray], y: np.ndarray, grid: Sequence[Mapping[str, Any]], *,
-                  folds: int = 3, seed: int = 0, progress: bool = True,
-                  **network_kwargs: Any) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Pick the policy network's hyper-parameters by ``folds``-fold CV on the *fitting* set (validation):
-    the best grid entry and a table of mean/sd fold micro-F1 per entry (best first)."""
+def search_policy(inputs: Sequence[np.ndarray], y: np.ndarray, grid: Sequence[Mapping[str, Any]], *, folds: int = 3,
+                  seed: int = 0, progress: bool = True, **network_kwargs: Any) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Policy-network settings by ``folds``-fold CV on the fitting set: best entry, table of mean/sd fold micro-F1."""
     from tqdm.auto import tqdm
-
     arrays = _check_inputs(inputs, y)
     y = np.asarray(y)
     if not grid:
@@ -278,8 +246,7 @@ def search_policy(inputs: Sequence[np.ndarray], y: np.ndarray, grid: Sequence[Ma
                 net.fit([a[tr] for a in arrays], y[tr])
                 scores.append(micro_f1(y[te], net.predict([a[te] for a in arrays])))
                 bar.update()
-            rows.append({"units": "/".join(map(str, params["units"])),
-                         "activations": "/".join(params["activations"]),
+            rows.append({"units": "/".join(map(str, params["units"])), "activations": "/".join(params["activations"]),
                          "cv_f1_mean": float(np.mean(scores)), "cv_f1_sd": float(np.std(scores)),
                          "params": dict(params)})
     table = pd.DataFrame(rows).sort_values("cv_f1_mean", ascending=False).reset_index(drop=True)
@@ -300,25 +267,19 @@ def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,
     the paper's sigmoid / tanh / sigmoid with ``profile.fusion_units``)."""
     idx = {m: k for k, m in enumerate(modalities)}
     common = network_settings(profile)
-    tri = {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid")}
-    tri.update(trimodal or {})
-    folds = profile.fusion_folds
+    tri = {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid"), **(trimodal or {})}
 
     def bimodal(a: str, b: str) -> Callable[[int], FusionMethod]:
         return lambda seed: ModalitySubset(
             PolicyNetwork(tuple(profile.fusion_units), ("relu", "relu", "sigmoid"), seed=seed,
                           name=f"{a}+{b}", **common), (idx[a], idx[b]), name=f"{a}+{b}")
 
-    return {
-        "max": lambda seed: MaxPolicy(),
-        "mean": lambda seed: MeanPolicy(),
-        "ridge": lambda seed: RidgeFusion("modality", folds=folds, seed=seed),
-        "ridge_full": lambda seed: RidgeFusion("full", folds=folds, seed=seed),
-        "image+description": bimodal("image", "description"),
-        "image+title": bimodal("image", "title"),
-        "title+description": bimodal("title", "description"),
-        "trimodal": lambda seed: PolicyNetwork(seed=seed, name="trimodal", **tri, **common),
-    }
+    return {"max": lambda seed: MaxPolicy(), "mean": lambda seed: MeanPolicy(),
+            "ridge": lambda seed: RidgeFusion("modality", folds=profile.fusion_folds, seed=seed),
+            "ridge_full": lambda seed: RidgeFusion("full", folds=profile.fusion_folds, seed=seed),
+            "image+description": bimodal("image", "description"), "image+title": bimodal("image", "title"),
+            "title+description": bimodal("title", "description"),
+            "trimodal": lambda seed: PolicyNetwork(seed=seed, name="trimodal", **tri, **common)}
 
 
 @dataclass(frozen=True)
@@ -355,8 +316,7 @@ def aligned_features(stages: Sequence[Any] | Mapping[str, Any], split: str, ids:
     for stage in stages:
         fid, x = stage.features(split)
         index = {i: n for n, i in enumerate(fid.tolist())}
-        missing = [i for i in ids if i not in index]
-        if missing:
+        if missing := [i for i in ids if i not in index]:
             raise ArtifactError(f"stage {stage.stage!r} has no {split!r} features for {len(missing)} products, "
                                 f"e.g. {missing[:3]}")
         out.append(np.asarray(x[[index[i] for i in ids]], dtype=np.float32))
@@ -382,15 +342,12 @@ class FusionRun:
         return float(np.mean(list(self.f1.values())))
 
 
-def fit_and_predict(methods: Mapping[str, Callable[[int], FusionMethod]], fit: FusionSet, evaluate: FusionSet,
-                    *, seeds: Sequence[int] = (0,), threshold: float = 0.5,
-                    progress: bool = True) -> dict[str, FusionRun]:
+def fit_and_predict(methods: Mapping[str, Callable[[int], FusionMethod]], fit: FusionSet, evaluate: FusionSet, *,
+                    seeds: Sequence[int] = (0,), threshold: float = 0.5, progress: bool = True) -> dict[str, FusionRun]:
     """Fit every method on ``fit`` (validation) and predict ``evaluate`` (test), once per seed (fixed rules
     once). Raises :class:`LeakageError` if a product is in both sets: no test id can reach a ``fit``."""
     from tqdm.auto import tqdm
-
-    overlap = set(fit.ids.tolist()) & set(evaluate.ids.tolist())
-    if overlap:
+    if overlap := set(fit.ids.tolist()) & set(evaluate.ids.tolist()):
         raise LeakageError(f"{len(overlap)} products are in both the fitting set ({fit.split!r}) and the "
                            f"evaluation set ({evaluate.split!r}), e.g. {sorted(overlap)[:3]}; fit fusion on "
                            "validation predictions only")
@@ -416,23 +373,18 @@ def fit_and_predict(methods: Mapping[str, Callable[[int], FusionMethod]], fit: F
 def class_thresholds_from_val(method: FusionMethod, fit: FusionSet, *, folds: int = 3,
                               seed: int = 0, refit: Callable[[int], FusionMethod] | None = None) -> np.ndarray:
     """Per-class thresholds for a *fitted* fusion method, tuned on validation without reusing its fit rows:
-    out-of-fold predictions of ``refit(seed)`` models when ``refit`` is given, else the fitted model's own
-    validation predictions (fine for fixed policies)."""
+    out-of-fold predictions of ``refit(seed)`` models, or without ``refit`` the fitted model's own (fixed policies)."""
     if refit is None:
         return tune_class_thresholds(fit.y, method.predict(fit.inputs))
     oof = np.zeros_like(fit.y, dtype=np.float32)
     for tr, te in _product_folds(len(fit.y), folds, seed):
-        m = refit(seed).fit([a[tr] for a in fit.inputs], fit.y[tr])
-        oof[te] = m.predict([a[te] for a in fit.inputs])
+        oof[te] = refit(seed).fit([a[tr] for a in fit.inputs], fit.y[tr]).predict([a[te] for a in fit.inputs])
     return tune_class_thresholds(fit.y, oof)
 
 
 def modality_importance(method: FusionMethod, data: FusionSet, classes: Sequence[str], *,
                         modalities: Sequence[str] = MODALITIES, seed: int = 0) -> pd.DataFrame:
-    """What a fitted fusion method relies on: for each class and modality, the drop in that class's F1
-    when the modality's rows are shuffled across products (permutation importance; notebook 05)."""
-    from prodlib.metrics import per_class_f1
-
+    """Per class and modality: a fitted method's F1 drop when that modality is shuffled over products (notebook 05)."""
     base = per_class_f1(data.y, method.predict(data.inputs))["f1"].to_numpy()
     rng = np.random.default_rng(seed)
     out = {}
@@ -440,9 +392,7 @@ def modality_importance(method: FusionMethod, data: FusionSet, classes: Sequence
         shuffled = list(data.inputs)
         shuffled[k] = data.inputs[k][rng.permutation(len(data.y))]
         out[name] = base - per_class_f1(data.y, method.predict(shuffled))["f1"].to_numpy()
-    frame = pd.DataFrame(out, index=list(classes))
-    frame.index.name = "class"
-    return frame
+    return pd.DataFrame(out, index=pd.Index(list(classes), name="class"))
 
 
 class EarlyFusion:
@@ -451,9 +401,8 @@ class EarlyFusion:
 
     def __init__(self, units: Sequence[int] = (256,), dropout: float = 0.3, *, epochs: int = 40,
                  batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 5, seed: int = 0) -> None:
-        self.units, self.dropout = tuple(int(u) for u in units), float(dropout)
-        self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
-        self.patience, self.seed = patience, seed
+        self.units, self.dropout, self.seed = tuple(int(u) for u in units), float(dropout), seed
+        self.epochs, self.batch_size, self.learning_rate, self.patience = epochs, batch_size, learning_rate, patience
         self.model: Any = None
         self.history_: dict[str, Any] = {}
 
@@ -468,23 +417,20 @@ class EarlyFusion:
         import keras
 
         from prodlib.train import set_seed, train_small
-
         x = np.hstack([np.asarray(f, dtype=np.float32) for f in train])
         if not np.isfinite(x).all():
             raise ValueError("training features hold NaN or infinite values")
-        self.mean_ = x.mean(axis=0)
-        self.std_ = x.std(axis=0) + 1e-6
+        self.mean_, self.std_ = x.mean(axis=0), x.std(axis=0) + 1e-6
         x, xv = self._scale(train), self._scale(val)
         set_seed(self.seed)
         layers: list[Any] = [keras.Input((x.shape[1],))]
         for u in self.units:
             layers += [keras.layers.Dense(u, activation="relu"), keras.layers.Dropout(self.dropout)]
-        layers.append(keras.layers.Dense(np.asarray(y_train).shape[1], activation="sigmoid"))
+        y_train, y_val = np.asarray(y_train, dtype=np.float32), np.asarray(y_val, dtype=np.float32)
+        layers.append(keras.layers.Dense(y_train.shape[1], activation="sigmoid"))
         self.model = keras.Sequential(layers, name="early_fusion")
-        self.history_ = train_small(self.model, x, np.asarray(y_train, dtype=np.float32), xv,
-                                     np.asarray(y_val, dtype=np.float32), epochs=self.epochs,
-                                     batch_size=self.batch_size, learning_rate=self.learning_rate,
-                                     patience=self.patience, seed=self.seed)
+        self.history_ = train_small(self.model, x, y_train, xv, y_val, epochs=self.epochs, batch_size=self.batch_size,
+                                     learning_rate=self.learning_rate, patience=self.patience, seed=self.seed)
         return self
 
     def predict(self, features: Sequence[np.ndarray]) -> np.ndarray:
@@ -494,9 +440,8 @@ class EarlyFusion:
 
 
 def trimodal_config(fit: FusionSet, profile: Any) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    """The tri-modal policy network's ``units`` and ``activations``: the small search of :func:`search_policy`
-    by cross-validation on the fitting set when ``profile.fusion_search``, else the paper's sigmoid / tanh /
-    sigmoid with ``profile.fusion_units`` (and no search table). Notebook 05."""
+    """Tri-modal network ``units``/``activations``: the :func:`search_policy` pick if ``profile.fusion_search``, else
+    the paper's sigmoid/tanh/sigmoid with ``profile.fusion_units`` (and no table). Notebook 05."""
     if not profile.fusion_search:
         return {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid")}, None
     best, table = search_policy(fit.inputs, fit.y, default_policy_grid(profile.fusion_units),
@@ -506,9 +451,8 @@ def trimodal_config(fit: FusionSet, profile: Any) -> tuple[dict[str, Any], pd.Da
 
 def early_fusion(stages: Mapping[str, Any], ds: Any, profile: Any) -> dict[int, np.ndarray]:
     """Early fusion's test probabilities for each seed of ``profile.seeds``: an :class:`EarlyFusion` network
-    (``early_units``, ``early_epochs``, ``early_learning_rate``, ``early_patience``, ``fusion_batch_size``) on the
-    classifiers' penultimate features, trained on the training split with early stopping on validation. Raises
-    :class:`prodlib.artifacts.ArtifactError` when a stage saved no features. Notebook 05."""
+    (``early_*`` settings, ``fusion_batch_size``) on the classifiers' penultimate features, trained on train,
+    early-stopped on validation; :class:`~prodlib.artifacts.ArtifactError` if a stage saved no features. Notebook 05."""
     f_train, f_val, f_test = (aligned_features(stages, s, ds.splits[s]) for s in ("train", "val", "test"))
     out = {}
     for seed in profile.seeds:

@@ -1,8 +1,6 @@
-"""Product images, acquisition and validation (notebook 01): :func:`prepare_images` downloads or reads every
-product image, rejects what is not a usable picture (broken downloads, placeholders, decompression bombs, text
-served as an image) and stores the rest as RGB JPEG files, one outcome per product in an :class:`ImageReport`.
-The classifier's input pipeline is :mod:`prodlib.image_input`.
-"""
+"""Product images (notebook 01): :func:`prepare_images` downloads or reads every product image, rejects unusable ones
+(broken downloads, placeholders, decompression bombs, text served as an image) and stores the rest as RGB JPEG files,
+one outcome per product in an :class:`ImageReport`. Model input: :mod:`prodlib.image_input`."""
 
 from __future__ import annotations
 
@@ -102,6 +100,8 @@ def _safe_name(pid: str) -> str:
 
 
 def _decode_error(fmt: str, exc: Exception) -> _Reject:
+    if isinstance(exc, Image.DecompressionBombError):
+        return _Reject("too_large", str(exc))
     low = str(exc).lower()
     return _Reject("truncated" if "truncat" in low or "broken data stream" in low else "not_image", f"{fmt}: {exc}")
 
@@ -112,11 +112,9 @@ def _normalise(data: bytes | Path, max_side: int) -> tuple[Image.Image, str, str
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; prepare_images needs it False")
     try:
         im = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
-    except Image.DecompressionBombError as exc:
-        raise _Reject("too_large", str(exc)) from None
     except UnidentifiedImageError:
         raise _Reject("not_image", "not a picture Pillow can decode") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # a header cut short
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:  # too large, a header cut short
         raise _decode_error("?", exc) from None
     with im:
         (w, h), limit = im.size, Image.MAX_IMAGE_PIXELS
@@ -126,9 +124,7 @@ def _normalise(data: bytes | Path, max_side: int) -> tuple[Image.Image, str, str
         try:
             im.seek(0)
             im.load()
-        except Image.DecompressionBombError as exc:
-            raise _Reject("too_large", str(exc)) from None
-        except (OSError, SyntaxError, ValueError) as exc:
+        except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
             raise _decode_error(fmt, exc) from None
         if min(w, h) < MIN_SIDE:
             raise _Reject("placeholder", f"{fmt} {w}x{h} is too small to be a product photo")
@@ -216,7 +212,6 @@ def prepare_images(images: pd.Series, out_dir: str | os.PathLike[str], *, max_si
         done = as_completed(futures)
         if progress:
             from tqdm.auto import tqdm
-
             done = tqdm(done, total=len(futures), desc="images", unit="img")
         rows = [fut.result() for fut in done]
     log = pd.DataFrame(rows, columns=["id", "source", "outcome", "detail", "path", "resumed"])

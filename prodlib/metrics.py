@@ -53,23 +53,18 @@ def per_class_f1(y_true: np.ndarray, probs: np.ndarray, threshold: float | np.nd
 
 def evaluate(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str],
              threshold: float | np.ndarray = 0.5) -> dict[str, Any]:
-    """What every stage writes to ``metrics.json``: micro/macro F1, micro P/R, per-class rows. Macro-F1
-    averages over classes with at least one true product."""
+    """A stage's ``metrics.json``: micro/macro F1 (macro over classes with true products), micro P/R, per class."""
     y, p = _check(y_true, probs)
     tp, fp, fn = _counts(y, binarize(p, threshold), None)
     table = per_class_f1(y, p, threshold)
     table.insert(0, "class", list(classes))
     present = table["support"] > 0
-    return {
-        "threshold": threshold if np.isscalar(threshold) else "per-class",
-        "n_products": int(y.shape[0]),
-        "n_classes": int(y.shape[1]),
-        "micro_f1": micro_f1(y, p, threshold),
-        "micro_precision": float(tp / (tp + fp)) if tp + fp else 0.0,
-        "micro_recall": float(tp / (tp + fn)) if tp + fn else 0.0,
-        "macro_f1": float(table.loc[present, "f1"].mean()) if present.any() else 0.0,
-        "per_class": table.to_dict(orient="records"),
-    }
+    return {"threshold": threshold if np.isscalar(threshold) else "per-class", "n_products": int(y.shape[0]),
+            "n_classes": int(y.shape[1]), "micro_f1": micro_f1(y, p, threshold),
+            "micro_precision": float(tp / (tp + fp)) if tp + fp else 0.0,
+            "micro_recall": float(tp / (tp + fn)) if tp + fn else 0.0,
+            "macro_f1": float(table.loc[present, "f1"].mean()) if present.any() else 0.0,
+            "per_class": table.to_dict(orient="records")}
 
 
 def tune_threshold(y_val: np.ndarray, probs_val: np.ndarray, grid: Sequence[float] = _GRID) -> float:
@@ -101,15 +96,13 @@ def bootstrap_ci(y_true: np.ndarray, probs: np.ndarray, threshold: float | np.nd
 
 def most_missed(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str], k: int = 5,
                 threshold: float | np.ndarray = 0.5, min_support: int = 1) -> pd.DataFrame:
-    """The paper's Tables 2 and 4: classes whose true products' predictions most often lack them, ranked by
-    miss rate then missed count; ``label`` is the paper's ``Name (missed/support)``."""
+    """The paper's Tables 2 and 4: most-missed classes (by miss rate, count); ``label`` is ``Name (missed/support)``."""
     y, p = _check(y_true, probs)
     missed = np.logical_and(y, ~binarize(p, threshold)).sum(axis=0)
     table = pd.DataFrame({"class": list(classes), "missed": missed, "support": y.sum(axis=0)})
     table = table[table["support"] >= min_support].copy()
     table["miss_rate"] = table["missed"] / table["support"]
     table = table.sort_values(["miss_rate", "missed"], ascending=False).head(k).reset_index(drop=True)
-    table["label"] = [f"{c} ({m}/{s})" for c, m, s in zip(table["class"], table["missed"], table["support"],
-                                                           strict=True)]
+    table["label"] = [f"{c} ({m}/{s})" for c, m, s in table[["class", "missed", "support"]].itertuples(index=False)]
     table.index = table.index + 1
     return table

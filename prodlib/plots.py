@@ -1,5 +1,4 @@
-"""Every figure of the book: each function returns a matplotlib Figure (never calls ``show``) and names the
-notebook that uses it."""
+"""Every figure of the book: each function returns a matplotlib Figure (never calls ``show``) and names its notebook."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from PIL import Image
 __all__ = ["array_grid", "image_grid", "plot_class_frequency", "plot_class_gain", "plot_error_overlap",
            "plot_f1_by_method", "plot_history", "plot_label_structure", "plot_length_histogram",
            "plot_modality_importance", "plot_per_class_f1", "plot_text_lengths", "product_gallery"]
-
 
 
 def _tight(fig: Figure) -> Figure:
@@ -41,8 +39,7 @@ def _tile_grid(rows: Sequence[tuple[str, Sequence[np.ndarray]]], n_cols: int, si
     n_rows = max(len(rows), 1)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size + 1.6, n_rows * size + 0.2), squeeze=False)
     for r, (label, tiles) in enumerate(rows):
-        for c in range(n_cols):
-            ax = axes[r][c]
+        for c, ax in enumerate(axes[r]):
             ax.set(xticks=[], yticks=[])
             ax.spines[:].set_visible(False)
             if c < len(tiles):
@@ -65,15 +62,13 @@ def _load_rgb(path: str) -> np.ndarray:
 
 def image_grid(rows: Sequence[tuple[str, Sequence[str]]], per_row: int = 6, size: float = 1.3,
                captions: Sequence[Sequence[str]] | None = None) -> Figure:
-    """A grid of product images, one row per ``(row label, image paths)``; missing or unreadable files show as
-    grey tiles (notebooks 01, 04, 06)."""
+    """Product images, one row per ``(label, image paths)``; unreadable or missing ones grey (notebooks 01, 04, 06)."""
     return _tile_grid([(label, [_load_rgb(p) for p in list(paths)[:per_row]]) for label, paths in rows], per_row,
                       size, captions)
 
 
 def plot_history(history: pd.DataFrame) -> Figure:
-    """Training curves of :func:`prodlib.train.fit_classifier`: losses (left) and validation micro-F1 (right),
-    the restored best epoch marked (notebooks 02, 03, 04)."""
+    """Losses and validation micro-F1 of :func:`prodlib.train.fit_classifier`, best epoch marked (notebooks 02-04)."""
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = history["epoch"].to_numpy()
     ax_loss.plot(epochs, history["loss"], marker="o", label="train")
@@ -94,10 +89,8 @@ def plot_history(history: pd.DataFrame) -> Figure:
 
 
 def plot_per_class_f1(metrics_test: dict, top: int = 30) -> Figure:
-    """Test F1 of each class (the ``top`` most frequent, by support), bars sorted by F1, support annotated
-    (notebooks 02, 03, 04). ``metrics_test`` is ``metrics["test"]`` with its ``per_class`` rows."""
-    table = pd.DataFrame(metrics_test["per_class"])
-    table = table.sort_values("support", ascending=False).head(top).sort_values("f1")
+    """Test F1 of the ``top`` classes by support in ``metrics["test"]``, sorted, support annotated (notebooks 02-04)."""
+    table = pd.DataFrame(metrics_test["per_class"]).sort_values("support", ascending=False).head(top).sort_values("f1")
     fig, ax = plt.subplots(figsize=(7, 0.22 * len(table) + 1.0))
     ax.barh(table["class"].astype(str).str.slice(0, 32), 100 * table["f1"], color="#4c72b0")
     for y, (f1, n) in enumerate(zip(table["f1"], table["support"], strict=True)):
@@ -144,8 +137,7 @@ def plot_f1_by_method(table: pd.DataFrame, paper_col: str = "paper_f1", label_co
 
 def plot_error_overlap(overlap: pd.DataFrame, models: Sequence[str], title: str = "Which models get a product wrong"
                        ) -> Figure:
-    """UpSet-style chart: bars = products wrong for exactly a combination of models, dots below = the
-    combination (notebook 06). ``overlap`` comes from :func:`prodlib.analysis.error_overlap`."""
+    """UpSet chart of :func:`prodlib.analysis.error_overlap`: products wrong per model combination (notebook 06)."""
     models = list(models)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(5, 0.7 * len(overlap) + 2), 4.2), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1.2]})
@@ -178,8 +170,7 @@ def plot_modality_importance(frame: pd.DataFrame, title: str = "F1 lost when a m
 
 
 def product_gallery(rows: Sequence[dict], models: Sequence[str], per_row: int = 4, title: str = "") -> Figure:
-    """Products with their image, title, true labels and each model's predicted labels (notebook 06); ``rows``
-    come from :func:`prodlib.analysis.gallery_rows`, a missing image shows as a grey tile."""
+    """Products from :func:`prodlib.analysis.gallery_rows`: image, title, true labels, models' errors (notebook 06)."""
     n_rows = int(np.ceil(max(len(rows), 1) / per_row))
     fig, axes = plt.subplots(n_rows, per_row, figsize=(per_row * 3.1, n_rows * 4.4), squeeze=False)
     for k, ax in enumerate(axes.ravel()):
@@ -204,8 +195,7 @@ def product_gallery(rows: Sequence[dict], models: Sequence[str], per_row: int = 
 
 
 def array_grid(rows: Sequence[tuple[str, np.ndarray]], size: float = 1.4) -> Figure:
-    """Rows of images given as arrays (``n × h × w × 3``, values in [0, 1]), one row per ``(label, array)``:
-    e.g. decoded files above the network's preprocessed inputs (notebook 04)."""
+    """Rows of ``(label, n × h × w × 3 array in [0, 1])``: e.g. decoded files above the model's inputs (notebook 04)."""
     n_cols = max((len(a) for _, a in rows), default=1)
     tiles = [(label, [np.clip(np.asarray(x, dtype=float), 0, 1) for x in arr]) for label, arr in rows]
     return _tile_grid(tiles, n_cols, size)
@@ -224,7 +214,6 @@ def plot_label_structure(labels_per_product: pd.Series, depths: pd.Series) -> Fi
 def plot_text_lengths(word_counts: dict[str, pd.Series]) -> Figure:
     """One histogram of words per text for each text field, empty texts left out (notebook 01)."""
     import seaborn as sns
-
     fig, axes = plt.subplots(1, len(word_counts), figsize=(4.5 * len(word_counts), 3), squeeze=False)
     for ax, (name, counts), color in zip(axes[0], word_counts.items(), sns.color_palette(n_colors=len(word_counts)),
                                          strict=True):

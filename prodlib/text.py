@@ -1,11 +1,9 @@
-"""Text preprocessing: each rule a small function, the title and description pipelines built from them
-(the paper's rules; lower-casing and HTML removal are the reproduction's), and a vocabulary fitted on the
-training split only. Explained in notebooks 02 (titles) and 03 (descriptions)."""
+"""Text preprocessing: one small function per rule, the title and description pipelines built from them (the paper's
+rules, plus our lower-casing and HTML removal) and a vocabulary fitted on the training split only (notebooks 02, 03)."""
 
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -116,15 +114,13 @@ def _pipeline(field: str, max_words: int) -> list[tuple[str, Callable[[str], str
         return lambda s: " ".join(fn(tokenize(s)))
 
     _check_field(field)
+    start = [("lowercase", lowercase), ("strip HTML", strip_html)]
     keep = (f"keep {max_words} words", words(lambda t: truncate_words(t, max_words)))
     if field == "title":
-        return [("lowercase", lowercase), ("strip HTML", strip_html), ("split punctuation", split_punctuation),
-                ("collapse whitespace", collapse_whitespace), keep]
-    return [("lowercase", lowercase), ("strip HTML", strip_html),
-            ("drop words > 30 characters", words(drop_long_words)), ("remove digits", remove_digits),
-            ("remove punctuation", remove_punctuation),
-            ("drop stop words", words(drop_stop_words)),  # tokenize + join also collapses whitespace
-            keep]
+        return [*start, ("split punctuation", split_punctuation), ("collapse whitespace", collapse_whitespace), keep]
+    # the word steps (tokenize + join) also collapse whitespace
+    return [*start, ("drop words > 30 characters", words(drop_long_words)), ("remove digits", remove_digits),
+            ("remove punctuation", remove_punctuation), ("drop stop words", words(drop_stop_words)), keep]
 
 
 def _steps(text: Any, steps: list[tuple[str, Callable[[str], str]]]) -> list[tuple[str, str]]:
@@ -155,8 +151,7 @@ def clean_title(text: Any, max_words: int = 57) -> str:
 
 
 def trace_cleaning(text: Any, field: str, max_words: int | None = None, width: int = 110) -> pd.DataFrame:
-    """Each cleaning step of ``field`` on one ``text``: step, text after it (cut to ``width``), word count
-    (notebooks 02 and 03)."""
+    """Each cleaning step of ``field`` on ``text``: step, text after it (cut to ``width``), words (notebooks 02, 03)."""
     rows = _steps(text, _pipeline(field, max_words or (57 if field == "title" else 300)))
     return pd.DataFrame([{"step": name, "text": _shorten(t, width), "words": len(t.split())} for name, t in rows])
 
@@ -174,8 +169,7 @@ def clean_text(texts: Iterable[Any], field: str, max_words: int) -> list[str]:
 
 @dataclass
 class Vocabulary:
-    """Word ↔ index map fitted on training texts: 0 = padding, 1 = OOV, then words by descending training
-    count (ties in first-seen order)."""
+    """Word ↔ index map of training texts: 0 = padding, 1 = OOV, then words by descending count (ties first-seen)."""
 
     words: list[str]
     counts: dict[str, int] = field(default_factory=dict)
@@ -190,8 +184,7 @@ class Vocabulary:
 
     @classmethod
     def fit(cls, texts: Iterable[str], max_size: int, min_count: int = 1) -> Vocabulary:
-        """Keep the ``max_size - 2`` most frequent tokens of ``texts`` (the TRAINING split) seen at least
-        ``min_count`` times; ``max_size`` includes the two reserved rows."""
+        """The ``max_size - 2`` most frequent tokens of ``texts`` (training split) seen at least ``min_count`` times."""
         if max_size < 3:
             raise ValueError(f"max_size must be at least 3 (padding, OOV and one word), got {max_size}")
         counts = Counter(w for text in texts for w in tokenize(text))
@@ -225,14 +218,6 @@ class Vocabulary:
         flags = [w not in self for text in texts for w in tokenize(text)]
         return sum(flags) / len(flags) if flags else 0.0
 
-    def to_json(self) -> str:
-        return json.dumps({"words": self.words, "counts": self.counts, "min_count": self.min_count})
-
-    @classmethod
-    def from_json(cls, text: str) -> Vocabulary:
-        data = json.loads(text)
-        return cls(words=data["words"], counts=data["counts"], min_count=data["min_count"])
-
 
 @dataclass
 class TextData:
@@ -260,22 +245,17 @@ class TextData:
         """Vocabulary size, token lengths, and per split the empty texts and OOV rate."""
         lengths = self.lengths("train")
         some = len(lengths) > 0
-        return {
-            "vocab_size": len(self.vocab),
-            "distinct_train_words": len(self.vocab.counts),
-            "seq_len": self.seq_len,
-            "median_words": float(np.median(lengths)) if some else 0.0,
-            "p95_words": float(np.percentile(lengths, 95)) if some else 0.0,
-            "truncated_share": float(np.mean(lengths > self.seq_len)) if some else 0.0,
-            "empty_texts": {s: int(sum(1 for t in c if not t)) for s, c in self.clean.items()},
-            **{f"oov_rate_{s}": self.vocab.oov_rate(texts) for s, texts in self.clean.items()},
-        }
+        return {"vocab_size": len(self.vocab), "distinct_train_words": len(self.vocab.counts), "seq_len": self.seq_len,
+                "median_words": float(np.median(lengths)) if some else 0.0,
+                "p95_words": float(np.percentile(lengths, 95)) if some else 0.0,
+                "truncated_share": float(np.mean(lengths > self.seq_len)) if some else 0.0,
+                "empty_texts": {s: int(sum(1 for t in c if not t)) for s, c in self.clean.items()},
+                **{f"oov_rate_{s}": self.vocab.oov_rate(texts) for s, texts in self.clean.items()}}
 
 
 def prepare_text(ds: Dataset, field: str, profile: Profile, splits: Sequence[str] = ("train", "val", "test"),
                  ) -> TextData:
-    """Clean ``field`` of every split, fit the vocabulary on train only and encode all splits to
-    ``profile.title_len`` / ``profile.desc_len`` indices (notebooks 02 and 03)."""
+    """Clean ``field`` in each split, fit the vocabulary on train only, encode to fixed lengths (notebooks 02, 03)."""
     _check_field(field)
     seq_len = profile.title_len if field == "title" else profile.desc_len
     max_words = 57 if field == "title" else 300  # the paper's word limits; seq_len may cut further

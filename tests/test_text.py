@@ -69,7 +69,6 @@ def test_vocabulary_reserved_rows_order_and_limits():
     assert T.Vocabulary.fit(["x x y"], max_size=10, min_count=2).words == ["<pad>", "<oov>", "x"]
     with pytest.raises(ValueError, match="max_size"):
         T.Vocabulary.fit(["a"], max_size=2)
-    assert T.Vocabulary.from_json(vocab.to_json()).words == vocab.words
 
 
 def test_encode_pads_and_truncates_to_int32():

@@ -38,10 +38,9 @@ AMAZON2014_ENV = "PRODLIB_AMAZON2014"
 _READERS: dict[str, Callable[..., CatalogResult]] = {
     "amazon2014": read_amazon2014, "amazon2018": read_amazon2018, "amazon2023": read_amazon2023,
     "flipkart": read_flipkart, "generic": read_generic}
-_ACCEPTED = (
-    "a path to a Flipkart folder (CSV + images/) or CSV, an Amazon metadata file (2014 metadata.json.gz / "
-    "meta_<Category>.json.gz, 2018 meta_<Category>.json.gz, 2023 meta_<Category>.jsonl[.gz]), or "
-    "'format:path' with format one of " + ", ".join(FORMATS) + " (generic needs columns=...)")
+_ACCEPTED = ("a path to a Flipkart folder (CSV + images/) or CSV, an Amazon metadata file (2014 metadata.json.gz / "
+             "meta_<Category>.json.gz, 2018 meta_<Category>.json.gz, 2023 meta_<Category>.jsonl[.gz]), or "
+             "'format:path' with format one of " + ", ".join(FORMATS) + " (generic needs columns=...)")
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -75,18 +74,14 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 
 def _locate(path: str | os.PathLike[str]) -> Path:
-    """``path``, or from the repository root when it is relative and not found here (notebooks run in their own
-    folder, while ``../shared/data/...`` is meant from the root)."""
+    """``path``, or from the repository root when relative and not found here (notebooks run in their own folder)."""
     p = Path(path).expanduser()
-    if not p.is_absolute() and not p.exists() and (repo_root() / p).exists():
-        return (repo_root() / p).resolve()
-    return p
+    return (repo_root() / p).resolve() if not p.is_absolute() and not p.exists() and (repo_root() / p).exists() else p
 
 
 def read_catalog(spec: str | os.PathLike[str], **kw: Any) -> CatalogResult:
-    """Read a catalog given as a path (format detected) or ``format:path``; notebook 01. Keyword arguments go to
-    the reader (``limit``, ``require_title``, ..., for ``generic`` ``columns``); a
-    :class:`~prodlib.catalog.report.CatalogError` for unknown formats and unreadable paths says what is accepted."""
+    """Read a catalog given as a path (format detected) or ``format:path`` (notebook 01); keyword arguments go to the
+    reader (``limit``, ``require_title``, ..., ``columns`` for ``generic``). Errors say what is accepted."""
     fmt, path = None, os.fspath(spec)
     head, sep, tail = spec.partition(":") if isinstance(spec, str) else ("", "", "")
     if sep and head.lower() in FORMATS:
@@ -122,15 +117,13 @@ def open_catalog(profile: Profile, work_dir: str | os.PathLike[str]) -> CatalogR
     """The catalog of ``profile.catalog`` as notebook 01 reads it: ``demo`` (images in ``work_dir/raw_images``), ``env``
     (``$PRODLIB_CATALOG``), ``amazon2014`` (``$PRODLIB_AMAZON2014`` or downloaded, table cached in ``runs/.cache``;
     products with title, description and image, as in the paper), else a :func:`read_catalog` spec."""
-    work_dir = Path(work_dir)
-    source = profile.catalog
-    if source == "demo":
-        table = generate_demo_catalog(profile.demo_products, profile.seed, work_dir / "raw_images")
+    if (source := profile.catalog) == "demo":
+        table = generate_demo_catalog(profile.demo_products, profile.seed, Path(work_dir) / "raw_images")
         return CatalogResult(table, ReadReport(DEMO_SOURCE, records_read=len(table), kept=len(table)))
     if source == "env":
         return catalog_from_env()
     if source == "amazon2014":
-        cache_dir = work_dir.parent.parent / ".cache"  # runs/.cache, two folders above work_dir
+        cache_dir = Path(work_dir).parent.parent / ".cache"  # runs/.cache, two folders above work_dir
         local = os.environ.get(AMAZON2014_ENV, "").strip()  # a local copy, else downloaded
         path = _locate(local) if local else download.fetch("amazon2014", cache_dir)
         if local and not path.is_file():

@@ -76,8 +76,7 @@ def text(value: Any, name: str, pid: str, report: ReadReport, *, join_lists: boo
 
 
 def path(raw: list[Any], pid: str, report: ReadReport, *, bullets: bool = False) -> list[str]:
-    """One root-to-node path: names cleaned, empty names and non-strings dropped; with ``bullets``, cut at the
-    first feature bullet (:func:`is_bullet`)."""
+    """Clean a root-to-node path: drop empty and non-string names; ``bullets``: cut at the first :func:`is_bullet`."""
     out = []
     for i, elem in enumerate(raw):
         if not isinstance(elem, str):

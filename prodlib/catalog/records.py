@@ -60,8 +60,7 @@ def first_line(path: Path) -> str:
 
 
 def _gunzip(fh: io.BufferedIOBase) -> Iterator[bytes]:
-    """Decompressed blocks of a (multi-member) gzip stream, with plain ``zlib`` so that everything before a cut
-    or corrupt data is still delivered (``gzip.GzipFile`` would lose the last block)."""
+    """Blocks of a (multi-member) gzip stream decompressed with ``zlib``, so all data before a cut is delivered."""
     d, started = zlib.decompressobj(wbits=31), False  # started: the current member has input
     while comp := fh.read(_BLOCK):
         while comp:
@@ -76,8 +75,7 @@ def _gunzip(fh: io.BufferedIOBase) -> Iterator[bytes]:
 
 
 def raw_lines(path: Path, report: ReadReport) -> Iterator[bytes]:
-    """The lines of a plain or gzip file as bytes. A gzip stream cut short or corrupt ends them after the last
-    complete line; the cut is counted in ``report`` as one skipped record, and noted."""
+    """A plain or gzip file's lines (bytes); a cut gzip stops at its last full line, one skip counted in ``report``."""
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
         fh.seek(0)
