@@ -77,7 +77,7 @@ def main() -> None:
 
     from prodlib import metrics as M
     from prodlib.image_input import ImageSequence
-    from prodlib.models import resnet as R
+    from prodlib.models import image_cnn as R
     from prodlib.train import predict_proba, set_seed
 
     paths, y, classes = _data(Path(args.root), args.n, args.seed)

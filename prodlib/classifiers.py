@@ -5,7 +5,7 @@ then :func:`save_stage`. Explained in notebook 02."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +15,14 @@ import pandas as pd
 
 from prodlib import metrics as M
 from prodlib import paper
+from prodlib.models.kim_cnn import prior_bias
 from prodlib.train import TrainResult, feature_extractor, fit_classifier, predict_proba, set_seed
 
 if TYPE_CHECKING:
     from prodlib.artifacts import StageOutput
     from prodlib.config import Profile
     from prodlib.dataset import Dataset
-    from prodlib.models.resnet import WeightsInfo
+    from prodlib.models.image_cnn import WeightsInfo
     from prodlib.text import TextData
 
 __all__ = ["ClassifierRun", "ImageRun", "classifier_metrics", "classifier_numbers", "k_sweep", "save_stage",
@@ -144,11 +145,11 @@ class ImageRun(ClassifierRun):
 def train_image_classifier(ds: Dataset, profile: Profile, *, trainable_layers: int | str | None = None,
                            model: tuple[keras.Model, WeightsInfo] | None = None, with_features: bool = True,
                            workers: int = 2, verbose: str | int = 2, progress: bool = True) -> ImageRun:
-    """Train the image classifier as ``profile`` says (``trainable_layers`` overrides its K; ``model`` is a
-    ``build_image_model`` pair): with ``image_cache`` and no augmentation only the tail trains on the frozen
-    part's cached activations, else images stream end to end. Notebook 04."""
+    """Train the image classifier as ``profile`` says (``trainable_layers`` overrides its K; ``model`` is a pair
+    from :func:`prodlib.models.image_cnn.image_model_from_profile`): with ``image_cache`` and no augmentation only
+    the tail trains on the frozen part's cached activations, else images stream end to end. Notebook 04."""
     from prodlib import image_input as I
-    from prodlib.models import resnet as R
+    from prodlib.models import image_cnn as C
 
     k_req = profile.trainable_layers if trainable_layers is None else trainable_layers
     size, bs, seed = profile.image_size, profile.image_batch_size, profile.seed
@@ -162,27 +163,30 @@ def train_image_classifier(ds: Dataset, profile: Profile, *, trainable_layers: i
             raise ValueError(f"no product of the {s} split has a usable image; check notebook 01's image "
                              "report (dataset_stats.json) before training the image model")
     set_seed(seed)
-    net_full, info = model if model is not None else R.build_image_model(
-        ds.n_classes, size, trainable_layers=k_req, weights=profile.image_weights)
-    k = R.set_trainable_layers(net_full, k_req)
-    cached = bool(profile.image_cache) and not profile.augment and k < len(R.backbone_layers(net_full))
-    cut, cache_seconds = None, 0.0
+    net_full, info = model if model is not None else C.image_model_from_profile(profile, ds.n_classes,
+                                                                               trainable_layers=k_req)
+    k = C.set_trainable_layers(net_full, k_req)
+    head = net_full.get_layer(C.HEAD_NAME)  # each sigmoid starts at its class's training frequency, as for text
+    head.set_weights([head.get_weights()[0], prior_bias(ys["train"])])
+    cached = bool(profile.image_cache) and not profile.augment and k < len(C.backbone_layers(net_full))
+    cut, cache_seconds, pooled = None, 0.0, net_full.get_layer(C.HEAD_NAME).input
+
+    def images(s: str, **kw: Any) -> Any:
+        return I.ImageSequence(parts[s][1], image_size=size, backbone=info.backbone, workers=workers, **kw)
+
     if cached:
-        frozen, net = R.split_frozen_tail(net_full, k)
-        cut = R.cut_layer_name(net_full, k)
+        frozen, net = C.split_frozen_tail(net_full, k)
+        cut = C.cut_layer_name(net_full, k)
         t0 = time.perf_counter()
-        x = {s: R.cached_features(frozen, I.ImageSequence(parts[s][1], image_size=size, batch_size=64,
-                                                          workers=workers), progress=progress) for s in SPLITS}
+        x = {s: C.cached_features(frozen, images(s, batch_size=64), progress=progress) for s in SPLITS}
         cache_seconds = time.perf_counter() - t0
-        x_fit = x["train"]
-        feat_input = net_full.get_layer(cut).output
+        x_fit, feat_input = x["train"], net_full.get_layer(cut).output
     else:
-        net = net_full
-        x = {s: I.ImageSequence(parts[s][1], image_size=size, batch_size=bs, workers=workers) for s in SPLITS}
-        x_fit = I.ImageSequence(parts["train"][1], ys["train"], image_size=size, batch_size=bs,
-                                augment=profile.augment, shuffle=True, seed=seed, workers=workers)
+        net, x = net_full, {s: images(s, batch_size=bs) for s in SPLITS}
+        x_fit = images("train", y=ys["train"], batch_size=bs, augment=profile.augment, shuffle=True, seed=seed)
         feat_input = net_full.inputs
-    feat_model = keras.Model(feat_input, net_full.get_layer("avg_pool").output) if with_features else None
+    at_pool = cached and cut == C.backbone_layers(net_full)[-1].name  # the cached activations are the features
+    feat_model = keras.Model(feat_input, pooled) if with_features and not at_pool else None
     result = fit_classifier(net, x_fit, ys["train"], x["val"], ys["val"], epochs=profile.image_epochs,
                             batch_size=bs, learning_rate=profile.learning_rate, patience=profile.patience,
                             seed=seed, threshold=profile.threshold, verbose=verbose)
@@ -194,10 +198,10 @@ def train_image_classifier(ds: Dataset, profile: Profile, *, trainable_layers: i
         probs[s] = I.prevalence_probs(prior, len(ds.splits[s]))
         if rows:
             probs[s][rows] = predict_proba(net, x[s])
-        if feat_model is not None:
-            features[s] = np.zeros((len(ds.splits[s]), feat_model.output.shape[-1]), np.float32)
+        if with_features:
+            features[s] = np.zeros((len(ds.splits[s]), pooled.shape[-1]), np.float32)
             if rows:
-                features[s][rows] = np.asarray(feat_model.predict(x[s], verbose=0))
+                features[s][rows] = x[s] if feat_model is None else np.asarray(feat_model.predict(x[s], verbose=0))
     metrics = classifier_metrics(ds.y("val"), probs["val"], ds.y("test"), probs["test"], ds.classes, result,
                                  profile.threshold)
     run = ImageRun(net_full, result, probs["val"], probs["test"], metrics, features, probs.get("train"),
@@ -212,21 +216,37 @@ def train_image_classifier(ds: Dataset, profile: Profile, *, trainable_layers: i
     return run
 
 
-def k_sweep(ds: Dataset, profile: Profile, *, base: ImageRun | None = None, values: Iterable[int] | None = None,
-            verbose: str | int = 0) -> pd.DataFrame:
-    """Retrain the image model for each K in ``values`` (default ``profile.k_sweep``) from the same seed, reusing
-    ``base`` for its K, and report validation and test micro-F1 (notebook 04, section 4.9)."""
-    rows = []
-    for k in list(profile.k_sweep if values is None else values):
-        run = base if base is not None and base.trainable_layers == k else None
-        if run is None:
-            run = train_image_classifier(ds, profile, trainable_layers=k, with_features=False, verbose=verbose,
-                                         progress=False)
-        rows.append({"K": k, "cut_at": run.cut or "-", "mode": run.mode,
-                     "trainable_params_m": round(sum(int(np.prod(w.shape)) for w in run.model.trainable_weights)
-                                                 / 1e6, 2),
-                     "epochs": run.result.epochs_run, "train_seconds": round(run.result.seconds, 1),
-                     "val_micro_f1": round(100 * run.metrics["val"]["micro_f1"], 1),
-                     "test_micro_f1": round(100 * run.metrics["test"]["micro_f1"], 1)})
-    return pd.DataFrame(rows, columns=["K", "cut_at", "mode", "trainable_params_m", "epochs", "train_seconds",
-                                       "val_micro_f1", "test_micro_f1"])
+def k_sweep(ds: Dataset, profile: Profile, base: ImageRun, *, verbose: str | int = 0) -> tuple[pd.DataFrame, ImageRun]:
+    """Train the image model for each K of ``profile.k_sweep`` and ``base``'s (reused) from the same seed and
+    backbone, choose the K with the best **validation** micro-F1 (test shown for reference only), and add the
+    same backbone from random weights at ``base``'s K when ``profile.image_random_baseline``. Returns the table
+    and the chosen run, which the later chapters use. Notebook 04."""
+    from prodlib.models.image_cnn import image_model_from_profile
+
+    assert base.weights is not None
+    own = "ImageNet" if base.weights.pretrained else "random"
+    kinds = [(k, own) for k in sorted({*profile.k_sweep, base.trainable_layers})]
+    if profile.image_random_baseline and own == "ImageNet":
+        kinds.append((base.trainable_layers, "random"))
+    runs: list[ImageRun] = []
+    for k, kind in kinds:
+        if (k, kind) == (base.trainable_layers, own):
+            runs.append(base)
+            continue
+        set_seed(profile.seed)
+        built = image_model_from_profile(profile, ds.n_classes, trainable_layers=k, backbone_name=base.weights.backbone,
+                                         weights="imagenet" if kind == "ImageNet" else "none")
+        runs.append(train_image_classifier(ds, profile, trainable_layers=k, model=built, verbose=verbose,
+                                           progress=False))
+    rows = [{"K": r.trainable_layers, "weights": kind, "cut_at": r.cut or "-",
+             "params_m": round(sum(int(np.prod(w.shape)) for w in r.model.trainable_weights) / 1e6, 2),
+             "epochs": r.result.epochs_run, "seconds": round(r.result.seconds + r.cache_seconds, 1),
+             "val_micro_f1": round(100 * r.metrics["val"]["micro_f1"], 1),
+             "test_micro_f1": round(100 * r.metrics["test"]["micro_f1"], 1)}
+            for r, (_, kind) in zip(runs, kinds, strict=True)]
+    # the best validation micro-F1 (the smaller K on a tie) with the backbone's own weights; the random row compares
+    pick = max((i for i, (_, kind) in enumerate(kinds) if kind == own),
+               key=lambda i: (runs[i].metrics["val"]["micro_f1"], -i))
+    table = pd.DataFrame(rows)
+    table["chosen"] = ["yes" if i == pick else "" for i in range(len(rows))]
+    return table, runs[pick]

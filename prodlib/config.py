@@ -58,15 +58,24 @@ class Profile:
     image_size: int = 224
     image_epochs: int = 10
     image_batch_size: int = 32
+    image_backbone: str = "resnet50"
+    """``resnet50`` (the paper's), ``mobilenet`` or ``auto`` (ResNet-50 with ImageNet weights when they can be had,
+    else MobileNet with ImageNet weights, else ResNet-50 from random weights)."""
+    mobilenet_alpha: float = 0.25
+    """MobileNet's width multiplier (0.25, 0.5, 0.75 or 1.0)."""
     trainable_layers: int = 40
-    """Only the last K layers of ResNet-50 train (40 in the paper)."""
+    """Only the last K layers of the backbone train, as Keras counts them (40 in the paper)."""
     image_cache: bool = True
     """Cache the frozen part's activations once and train only the tail (fast on CPU)."""
     augment: bool = False
     image_weights: str = "imagenet"
-    """``imagenet`` (when available, else an honest random-init fallback) or ``none``."""
+    """``imagenet`` or ``none`` (random weights on purpose, the only way to train a named backbone without them)."""
+    image_weights_file: str = ""
+    """A local ImageNet weights file for the backbone (else ``$PRODLIB_IMAGE_WEIGHTS``, then Keras' cache)."""
     k_sweep: tuple[int, ...] = ()
-    """Values of K swept in notebook 04 when non-empty."""
+    """Values of K swept in notebook 04 besides ``trainable_layers``; validation chooses among them."""
+    image_random_baseline: bool = False
+    """Also train the chosen backbone from random weights, as one row of notebook 04's sweep."""
     # --- fusion (notebook 05) ---
     fusion_epochs: int = 60
     fusion_batch_size: int = 64
@@ -102,14 +111,15 @@ PROFILES: dict[str, Profile] = {  # only the fields that differ from the default
     "smoke": Profile(
         "smoke", "Embedded synthetic demo catalog, tiny models; offline, minutes on a laptop CPU.",
         label_min_count=15, title_len=24, desc_len=80, max_vocab=5000, embedding_dim=48, kim_filters=32,
-        text_epochs=12, text_batch_size=16, image_size=64, image_epochs=6, trainable_layers=10, image_weights="none",
-        fusion_epochs=40, fusion_units=(64, 48), fusion_search=False, early_units=(64,), early_epochs=40,
-        bootstrap=200),
+        text_epochs=12, text_batch_size=16, image_size=64, image_epochs=6, image_backbone="auto", trainable_layers=10,
+        image_random_baseline=True, fusion_epochs=40, fusion_units=(64, 48), fusion_search=False, early_units=(64,),
+        early_epochs=40, bootstrap=200),
     "sample": Profile(
         "sample", "A real catalog from a local path (PRODLIB_CATALOG); the paper's architectures, shortened "
         "training; CPU-feasible.",
         catalog="env", max_vocab=30_000, embedding_dim=100, text_epochs=12, text_batch_size=32, image_size=128,
-        image_epochs=5, k_sweep=(0, 10), fusion_epochs=80, early_epochs=80, seeds=(0, 1, 2)),
+        image_backbone="auto", image_epochs=40, k_sweep=(0, 10), image_random_baseline=True, fusion_epochs=80,
+        early_epochs=80, seeds=(0, 1, 2)),
     "full": Profile(
         "full", "The paper's scale: 119,063 Amazon 2014 products, 122 classes, ResNet-50 at 224 px (GPU).",
         catalog="amazon2014", n_products=119_063, test_size=29_063, val_size=0.1, label_min_count=400,

@@ -6,6 +6,7 @@ imported at module level here (like the model modules); TensorFlow never is.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import textwrap
@@ -17,7 +18,6 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
-from keras.applications.resnet50 import preprocess_input
 from PIL import Image
 
 from prodlib.images import check_image_file
@@ -40,30 +40,34 @@ def load_image(path: str | os.PathLike[str], size: int) -> np.ndarray:
     return np.asarray(canvas, dtype=np.float32)
 
 
-def preprocess(x: np.ndarray) -> np.ndarray:
-    """``keras.applications.resnet50.preprocess_input`` (RGB→BGR, ImageNet mean subtracted) on a copy."""
-    return np.asarray(preprocess_input(np.array(x, dtype=np.float32, copy=True)), dtype=np.float32)
+def preprocess(x: np.ndarray, backbone: str = "resnet50") -> np.ndarray:
+    """The backbone's own ``keras.applications.<backbone>.preprocess_input`` on a copy of 0–255 RGB images
+    (ResNet-50: BGR, ImageNet mean subtracted; MobileNet: scaled to [-1, 1])."""
+    module = importlib.import_module(f"keras.applications.{backbone}")
+    return np.asarray(module.preprocess_input(np.array(x, dtype=np.float32, copy=True)), dtype=np.float32)
 
 
-def load_image_array(paths: Sequence[str], size: int, *, preprocessed: bool = False, workers: int = 4) -> np.ndarray:
-    """All of ``paths`` as one ``(n, size, size, 3)`` float32 array, 0–255 or (``preprocessed``) ResNet-50
-    inputs, decoded in ``workers`` threads (for small sets and figures)."""
+def load_image_array(paths: Sequence[str], size: int, *, preprocessed: bool = False, backbone: str = "resnet50",
+                     workers: int = 4) -> np.ndarray:
+    """All of ``paths`` as one ``(n, size, size, 3)`` float32 array, 0–255 or (``preprocessed``) the
+    ``backbone``'s inputs, decoded in ``workers`` threads (for small sets and figures)."""
     paths = list(paths)
     out = np.empty((len(paths), size, size, 3), dtype=np.float32)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for i, x in enumerate(pool.map(lambda p: load_image(p, size), paths)):
             out[i] = x
-    return preprocess(out) if preprocessed else out
+    return preprocess(out, backbone) if preprocessed else out
 
 
 class ImageSequence(keras.utils.PyDataset):
-    """Batches of preprocessed images (and labels ``y``) for Keras ``fit``/``predict`` (notebook 04). ``augment``
-    flips with probability ½; flips and the ``shuffle`` order come from ``seed``, epoch and batch number. An
-    image that cannot be decoded becomes white, with a warning, and its path is recorded in ``failed``."""
+    """Batches of images preprocessed for the ``backbone`` (and labels ``y``) for Keras ``fit``/``predict``
+    (notebook 04). ``augment`` flips with probability ½; flips and the ``shuffle`` order come from ``seed``, epoch
+    and batch number. An undecodable image becomes white, with a warning, and its path is kept in ``failed``."""
 
     def __init__(self, paths: Sequence[str], y: np.ndarray | None = None, *, image_size: int,
                  batch_size: int = 32, augment: bool = False, shuffle: bool = False, seed: int = 0,
-                 workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10) -> None:
+                 backbone: str = "resnet50", workers: int = 1, use_multiprocessing: bool = False,
+                 max_queue_size: int = 10) -> None:
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         self.paths = [str(p) for p in paths]
         y = None if y is None else np.asarray(y, dtype=np.float32)
@@ -73,6 +77,7 @@ class ImageSequence(keras.utils.PyDataset):
             raise ValueError("batch_size and image_size must be positive")
         self.y, self.image_size, self.batch_size = y, int(image_size), int(batch_size)
         self.augment, self.shuffle, self.seed, self.epoch = augment, shuffle, int(seed), 0
+        self.backbone = backbone
         self.failed: list[str] = []
         self._order = self._make_order()
 
@@ -100,7 +105,7 @@ class ImageSequence(keras.utils.PyDataset):
         if self.augment:
             flips = np.random.default_rng([self.seed, self.epoch, index]).random(len(idx)) < 0.5
             x[flips] = x[flips, :, ::-1, :]
-        x = preprocess(x)
+        x = preprocess(x, self.backbone)
         return x if self.y is None else (x, self.y[idx])
 
     def on_epoch_end(self) -> None:

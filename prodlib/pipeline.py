@@ -1,7 +1,5 @@
-"""The pipeline runner behind ``python -m prodlib run --profile smoke`` (what ``make book`` calls): execute
-the notebooks of ``_toc.yml`` in order with papermill, skip those whose inputs are unchanged, then build
-the book with :mod:`prodlib.publish`. Explained in the *Reproduce it yourself* chapter.
-"""
+"""The runner of ``python -m prodlib run`` (``make book``): the notebooks of ``_toc.yml`` in order with papermill,
+unchanged ones skipped, then the book by :mod:`prodlib.publish`. Chapter *Reproduce it yourself*."""
 
 from __future__ import annotations
 
@@ -55,7 +53,6 @@ def _walk_toc(node: Any) -> Iterable[str]:
 def toc_notebooks(root: Path) -> list[Path]:
     """The notebooks listed in ``root/_toc.yml``, in book order (paths relative to ``root``)."""
     import yaml
-
     if not (toc_path := root / "_toc.yml").exists():
         raise PipelineError(f"{toc_path} not found; run from the repository root")
     out: list[Path] = []
@@ -75,12 +72,10 @@ def input_key(notebook: Path, params: Mapping[str, Any], previous: str, env: Map
     for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
         code.update(str(path.name).encode())
         code.update(path.read_bytes())
-    payload = {
-        "notebook": hashlib.sha256(notebook.read_bytes()).hexdigest(), "params": params, "code": code.hexdigest(),
-        "env": {k: env.get(k) for k in ("PRODLIB_CATALOG", "PRODLIB_AMAZON2014", "KERAS_BACKEND",
-                                         "PRODLIB_GLOVE", "PRODLIB_WORD2VEC", "PRODLIB_RESNET_WEIGHTS")},
-        "previous": previous,
-    }
+    names = ("PRODLIB_CATALOG", "PRODLIB_AMAZON2014", "KERAS_BACKEND", "PRODLIB_GLOVE", "PRODLIB_WORD2VEC",
+             "PRODLIB_IMAGE_WEIGHTS")
+    payload = {"notebook": hashlib.sha256(notebook.read_bytes()).hexdigest(), "params": params,
+               "code": code.hexdigest(), "env": {k: env.get(k) for k in names}, "previous": previous}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -99,7 +94,6 @@ def _execute(nb: Path, out: Path, params: dict[str, Any], cwd: Path, progress: b
     import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
-
     out.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     (log := out.with_suffix(".kernel.log")).unlink(missing_ok=True)
@@ -114,8 +108,7 @@ def _execute(nb: Path, out: Path, params: dict[str, Any], cwd: Path, progress: b
         pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(cwd), kernel_name="python3",
                             progress_bar=bar, log_output=False, request_save_on_cell_execute=True)
     except PapermillExecutionError as exc:  # name the cell as numbered in the source (no injected cell)
-        cells = nbformat.read(nb, as_version=4).cells
-        cell = next((n for n, c in enumerate(cells, 1)
+        cell = next((n for n, c in enumerate(nbformat.read(nb, as_version=4).cells, 1)
                      if c.cell_type == "code" and c.source.strip() == str(exc.source).strip()), None)
         raise NotebookFailed(nb, cell, exc.ename, _ANSI.sub("", str(exc.evalue)), out) from None
     except Exception as exc:  # kernel death, missing kernel, bad parameters...
@@ -167,7 +160,6 @@ def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | Non
         result.notebooks.append({"notebook": rel.stem, "status": "executed", "seconds": round(seconds, 2)})
     if book:
         from prodlib.publish import build_book, stage_book
-
         build_root = (build_root or root).resolve()
         stage = stage_book(root, prof, runs, build_root / "_build")
         t0 = time.perf_counter()

@@ -46,6 +46,10 @@ def _banner(prof: Profile, runs: Path) -> str:
               f"products, {after.get('classes', '?')} classes; run started {manifest.get('started', '?')}, commit "
               f"`{(manifest.get('git_commit') or 'unknown')[:12]}`, data fingerprint "
               f"`{str(manifest.get('data_fingerprint', '?'))[:12]}`.")
+    image = runs / prof.name / "04_image" / "manifest.json"
+    if info := (json.loads(image.read_text()).get("notes", {}).get("weights_info") if image.exists() else None):
+        detail += (f" Image model: {info['label']} with {'ImageNet' if info['pretrained'] else 'random'} weights "
+                   f"({info['reason']}).")
     if prof.catalog == "demo":
         return ("```{admonition} Synthetic demo data\n:class: warning\n\n"
                 "Every number and figure in this build comes from the **embedded synthetic demo catalog**, "

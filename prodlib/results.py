@@ -15,7 +15,7 @@ from prodlib.fusion import FusionRun, FusionSet, class_thresholds_from_val
 from prodlib.metrics import bootstrap_ci, evaluate, micro_f1, most_missed, tune_class_thresholds
 
 __all__ = ["early_table", "fusion_table", "missed_beside_paper", "missed_tables", "missing_modality_sentence",
-           "missing_table",
+           "missing_table", "sweep_numbers",
            "naive_numbers", "run_numbers", "save_fusion_stage", "score_table", "single_table", "stage_table",
            "table3_numbers"]
 
@@ -240,3 +240,26 @@ def missed_tables(missed: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.
     table2.index.name = table4.index.name = "rank"
     numbers: dict[str, Any] = {f"top_missed_{m}": t.iloc[0]["label"] if len(t) else "none" for m, t in missed.items()}
     return table2, table4, {**numbers, "table2": table2, "table4": table4}
+
+
+def sweep_numbers(sweep: pd.DataFrame) -> dict[str, Any]:
+    """The numbers and sentence of notebook 04's sweep (:func:`prodlib.classifiers.k_sweep`): the K validation
+    chose, its validation and test F1, and what the random-weights row says about pretraining."""
+    chosen = sweep[sweep["chosen"] == "yes"].iloc[0]
+    out: dict[str, Any] = {"chosen_k": int(chosen["K"]), "chosen_val_f1": float(chosen["val_micro_f1"]),
+                           "chosen_test_f1": float(chosen["test_micro_f1"])}
+    random = sweep[(sweep["weights"] == "random") & (sweep["chosen"] != "yes")]
+    if chosen["weights"] != "ImageNet" or random.empty:
+        out["pretraining_sentence"] = ("This run has no pretrained backbone, so it cannot say what ImageNet "
+                                       "pretraining buys." if chosen["weights"] != "ImageNet" else
+                                       "The profile trains no random-weights row, so this run does not measure what "
+                                       "ImageNet pretraining buys.")
+        return out
+    r = random.iloc[0]
+    gap = float(chosen["val_micro_f1"] - r["val_micro_f1"])
+    where = (f"{gap:.1f} points below" if gap > 0 else f"{-gap:.1f} points above" if gap < 0 else "level with")
+    out["pretraining_sentence"] = (
+        f"From random weights the same backbone reaches {r['val_micro_f1']:.1f} % validation micro-F1 at K = "
+        f"{int(r['K'])}, {where} the chosen pretrained run ({chosen['val_micro_f1']:.1f} %)"
+        + (": pretraining did not help here." if gap <= 0 else "."))
+    return out

@@ -185,7 +185,8 @@ def test_reproduce_chapter_matches_the_profiles() -> None:
     assert full.mixed_precision and "`mixed_precision`" in text
     assert PROFILES["smoke"].catalog == "demo" and PROFILES["sample"].catalog == "env"
     exercises = (ROOT / "book" / "exercises.md").read_text()
-    assert PROFILES["smoke"].image_weights == "none" and "image_weights=none" in exercises
-    for variable in ("PRODLIB_AMAZON2014", "PRODLIB_GLOVE", "PRODLIB_WORD2VEC", "PRODLIB_RESNET_WEIGHTS"):
+    assert PROFILES["smoke"].image_backbone == "auto" == PROFILES["sample"].image_backbone
+    assert "`image_backbone=auto`" in text and "image_weights=none" in exercises and full.image_backbone == "resnet50"
+    for variable in ("PRODLIB_AMAZON2014", "PRODLIB_GLOVE", "PRODLIB_WORD2VEC", "PRODLIB_IMAGE_WEIGHTS"):
         assert variable in text
         assert any(variable in p.read_text() for p in (ROOT / "prodlib").rglob("*.py")), f"{variable} unused"

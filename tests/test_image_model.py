@@ -1,5 +1,6 @@
-"""The ResNet-50 image classifier (prodlib.models.resnet): layer freezing, weights fallback, the cached
-frozen/tail split, training through prodlib.train with bad images, and the JAX backend without TensorFlow."""
+"""The image classifier (prodlib.models.image_cnn): backbones (ResNet-50, MobileNet), layer freezing, the weights
+lookup and its fallbacks, the cached frozen/tail split, training with bad images, the K sweep, and the JAX backend
+without TensorFlow."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from prodlib.config import get_profile
 from prodlib.dataset import Dataset
 
 keras = pytest.importorskip("keras")
-R = pytest.importorskip("prodlib.models.resnet")
+R = pytest.importorskip("prodlib.models.image_cnn")
+R_input = pytest.importorskip("prodlib.image_input")
 CL = pytest.importorskip("prodlib.classifiers")
 
 SIZE = 32
@@ -33,14 +35,14 @@ def model():
     from prodlib.train import set_seed
 
     set_seed(0)
-    m, info = R.build_image_model(N_CLASSES, SIZE, weights="none")
-    assert not info.pretrained and "random init" in info.source
+    m, info = R.build_image_model(N_CLASSES, SIZE, backbone_name="resnet50", weights="none")
+    assert not info.pretrained and info.source == "random init" and "on purpose" in info.reason
     return m
 
 
 def test_shapes_and_trainable_counts(model):
     backbone = R.backbone_layers(model)
-    assert len(backbone) == 176 and model.output.shape[-1] == N_CLASSES
+    assert len(backbone) == R.BACKBONES["resnet50"].layers == 176 and model.output.shape[-1] == N_CLASSES
     x = np.random.default_rng(0).normal(size=(2, SIZE, SIZE, 3)).astype("float32")
     p = np.asarray(model.predict(x, verbose=0))
     assert p.shape == (2, N_CLASSES) and np.all((p > 0) & (p < 1))
@@ -80,36 +82,54 @@ def test_cached_tail_equals_full_model(model, k):
     R.set_trainable_layers(model, 40)
 
 
-def test_all_trainable_has_no_frozen_part(model):
-    with pytest.raises(ValueError, match="no frozen part"):
-        R.split_frozen_tail(model, "all")
-    R.set_trainable_layers(model, 40)
+SHARED_MOBILENET = Path(__file__).resolve().parents[2] / "shared/assets/keras-models/mobilenet_2_5_224_tf_no_top.h5"
 
 
-def test_weights_file_is_loaded(model, tmp_path, monkeypatch):
-    """Save random weights in Keras's legacy .h5 layout (the layout of the ImageNet file) and load them."""
+def test_mobilenet_counts_cuts_and_cached_tail_on_its_imagenet_weights():
+    weights = SHARED_MOBILENET if SHARED_MOBILENET.is_file() else None  # the real file where there is one
+    m, info = R.build_image_model(N_CLASSES, 64, backbone_name="mobilenet", trainable_layers=10,
+                                  weights="imagenet" if weights else "none", weights_path=weights, download=False)
+    assert info.backbone == "mobilenet" and info.label == "MobileNet (alpha 0.25)" and info.pretrained == bool(weights)
+    layers = R.backbone_layers(m)
+    assert len(layers) == R.BACKBONES["mobilenet"].layers == 87 and layers[-1].output.shape[-1] == 256
+    assert layers[-10].name == "conv_pw_12" and R.trainable_layer_table(m)["block"].iloc[0] == "block_12"
+    assert R.cut_layer_name(m, 10) == "conv_dw_12_relu"  # a plain chain: the cut is just before the first trainable
+    frozen, tail = R.split_frozen_tail(m, 10)
+    x = R_input.preprocess(np.random.default_rng(2).uniform(0, 255, size=(3, 64, 64, 3)), "mobilenet")
+    assert x.min() >= -1 and x.max() <= 1  # MobileNet's own preprocessing, not ResNet's
+    full = np.asarray(m.predict(x, verbose=0))
+    assert np.allclose(np.asarray(tail.predict(R.cached_features(frozen, x), verbose=0)), full, atol=1e-5)
+    with pytest.raises(ValueError, match="0.25, 0.5, 0.75, 1.0"):
+        R.backbone("mobilenet", alpha=0.3)
+
+
+def _legacy_h5(path: Path, net: keras.Model) -> Path:
+    """Save weights in Keras's legacy .h5 layout (the layout of the ImageNet files)."""
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
-    backbone = keras.applications.ResNet50(include_top=False, pooling="avg", weights=None,
-                                           input_shape=(SIZE, SIZE, 3))
-    path = tmp_path / R.IMAGENET_FILE
     with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
-    m, info = R.build_image_model(N_CLASSES, SIZE, weights="imagenet", weights_path=path, download=False)
-    assert info.pretrained and info.path == str(path) and "weights_path" in info.source
-    w_loaded = m.get_layer("conv1_conv").get_weights()[0]
-    assert np.array_equal(w_loaded, backbone.get_layer("conv1_conv").get_weights()[0])
-    # the environment variable and the Keras cache are found the same way
-    monkeypatch.setenv(R.WEIGHTS_ENV, str(path))
-    assert R.find_imagenet_weights(download=False) == (path, f"configured file (${R.WEIGHTS_ENV})")
-    monkeypatch.delenv(R.WEIGHTS_ENV)
+        legacy_h5_format.save_weights_to_hdf5_group(f, net)
+    return path
+
+
+def test_weights_lookup_order_path_then_cache_then_download(tmp_path, monkeypatch):
+    resnet = R.BACKBONES["resnet50"]
+    backbone = resnet.build(SIZE)
+    path = _legacy_h5(tmp_path / resnet.weights_file, backbone)
+    m, info = R.build_image_model(N_CLASSES, SIZE, backbone_name="resnet50", weights_path=path, download=False)
+    assert info.pretrained and info.path == str(path) and "configured file" in info.reason
+    assert np.array_equal(m.get_layer("conv1_conv").get_weights()[0], backbone.get_layer("conv1_conv").get_weights()[0])
+    # the environment variable names a file too; it comes before the Keras cache
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
     (tmp_path / "kh" / "models").mkdir(parents=True)
-    os.link(path, tmp_path / "kh" / "models" / R.IMAGENET_FILE)
-    assert R.find_imagenet_weights(download=False)[1] == "Keras cache"
+    os.link(path, tmp_path / "kh" / "models" / resnet.weights_file)
+    monkeypatch.setenv(R.WEIGHTS_ENV, str(path))
+    assert R.choose_backbone("resnet50", download=False)[2].endswith("from the configured file")
+    monkeypatch.delenv(R.WEIGHTS_ENV)
+    assert R.find_weights(resnet, download=False) == (tmp_path / "kh" / "models" / resnet.weights_file, "Keras cache")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        R.find_imagenet_weights(tmp_path / "nope.h5")
+        R.find_weights(resnet, tmp_path / "nope.h5")
 
 
 class _Hang(http.server.BaseHTTPRequestHandler):
@@ -120,26 +140,56 @@ class _Hang(http.server.BaseHTTPRequestHandler):
         time.sleep(3)
 
 
-def test_weights_fallback_without_network_is_quick(tmp_path, monkeypatch):
+def test_download_refused_offline_within_seconds(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
     monkeypatch.delenv(R.WEIGHTS_ENV, raising=False)
+    resnet = R.BACKBONES["resnet50"]
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hang)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         t0 = time.perf_counter()
-        path, why = R.find_imagenet_weights(timeout=0.3, url=f"http://127.0.0.1:{srv.server_address[1]}/w.h5")
+        path, why = R.find_weights(resnet, timeout=0.3, url=f"http://127.0.0.1:{srv.server_address[1]}/w.h5")
         assert path is None and "no answer within" in why.lower() and time.perf_counter() - t0 < 2.5
     finally:
         srv.shutdown()
         srv.server_close()
-    # a refused connection (the usual offline case) is just as harmless, and build_image_model falls back
-    path, why = R.find_imagenet_weights(None, download=True, timeout=0.5, url="http://127.0.0.1:9/none.h5")
+    path, why = R.find_weights(resnet, timeout=0.5, url="http://127.0.0.1:9/none.h5")  # connection refused
     assert path is None and "could not download" in why
+    monkeypatch.setenv("PRODLIB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    assert R.find_weights(R.backbone("mobilenet", 0.5))[0] is None and time.perf_counter() - t0 < 1
     assert not list((tmp_path / "empty" / "models").glob("*.part"))  # no half-written file left behind
-    _, info = R.build_image_model(N_CLASSES, SIZE, trainable_layers=0, weights="imagenet", download=False)
-    assert not info.pretrained and info.source.startswith("random init (ImageNet weights unavailable")
-    assert ":::{warning}" in info.admonition() and "admonition warning" in info._repr_html_()
+
+
+def test_auto_chooses_resnet_then_mobilenet_then_random(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    monkeypatch.delenv(R.WEIGHTS_ENV, raising=False)
+    cache = tmp_path / "kh" / "models"
+    cache.mkdir(parents=True)
+    bb, path, why, detail = R.choose_backbone("auto", download=False)
+    assert bb.name == "resnet50" and path is None and why.endswith("no ImageNet weights could be had here")
+    assert "ResNet-50: not in the Keras cache" in detail and "MobileNet (alpha 0.25): not in the Keras cache" in detail
+    _, info = R.build_image_model(N_CLASSES, SIZE, backbone_name="auto", download=False)
+    assert not info.pretrained and "admonition warning" in info._repr_html_() and "random weights" in info.message()
+    mobilenet = R.BACKBONES["mobilenet"]
+    _legacy_h5(cache / mobilenet.weights_file, mobilenet.build(64))
+    bb, path, why, _ = R.choose_backbone("auto", download=False)
+    assert bb.name == "mobilenet" and path == cache / mobilenet.weights_file
+    assert why == "chosen automatically, ResNet-50's could not be had here; ImageNet weights from the Keras cache"
+    resnet = R.BACKBONES["resnet50"]
+    _legacy_h5(cache / resnet.weights_file, resnet.build(SIZE))
+    assert R.choose_backbone("auto", download=False)[0].name == "resnet50"
+
+
+def test_full_refuses_random_resnet_without_the_override(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    monkeypatch.delenv(R.WEIGHTS_ENV, raising=False)
+    full = get_profile("full", image_size=SIZE)
+    with pytest.raises(R.WeightsUnavailable, match="image_weights=none"):
+        R.choose_backbone(full.image_backbone, weights=full.image_weights, download=False)
+    _, info = R.image_model_from_profile(get_profile("full", image_size=SIZE, image_weights="none"), N_CLASSES)
+    assert info.backbone == "resnet50" and not info.pretrained
 
 
 def _tiny_dataset(tmp_path: Path, n: int = 36) -> Dataset:
@@ -193,6 +243,35 @@ def test_end_to_end_with_augmentation(tmp_path):
     assert np.all((run.p_test >= 0) & (run.p_test <= 1))
 
 
+def test_k_sweep_chooses_on_validation_and_reuses_the_base_run(tmp_path):
+    ds = _tiny_dataset(tmp_path)
+    profile = get_profile("smoke", image_size=SIZE, image_epochs=2, image_batch_size=8, trainable_layers=1,
+                          k_sweep=(0,), image_weights="none")
+    base = CL.train_image_classifier(ds, profile, verbose=0, progress=False)
+    table, chosen = CL.k_sweep(ds, profile, base)
+    assert table["K"].tolist() == [0, 1] and set(table["weights"]) == {"random"}  # no pretrained weights here
+    assert (table["chosen"] == "yes").sum() == 1
+    row = table[table["chosen"] == "yes"].iloc[0]
+    assert row["val_micro_f1"] == table["val_micro_f1"].max()
+    assert chosen.trainable_layers == row["K"]
+    assert round(100 * chosen.metrics["val"]["micro_f1"], 1) == row["val_micro_f1"]
+    assert (chosen is base) == (row["K"] == 1) and chosen.features["test"].shape == (8, 2048)
+
+
+def test_sweep_sentence_follows_the_numbers():
+    from prodlib.results import sweep_numbers
+
+    def table(random_val: float) -> pd.DataFrame:
+        return pd.DataFrame({"K": [0, 10, 10], "weights": ["ImageNet", "ImageNet", "random"],
+                             "val_micro_f1": [60.0, 70.0, random_val], "test_micro_f1": [61.0, 72.0, 40.0],
+                             "chosen": ["", "yes", ""]})
+
+    n = sweep_numbers(table(45.0))
+    assert n["chosen_k"] == 10 and "25.0 points below the chosen pretrained run (70.0 %)." in n["pretraining_sentence"]
+    assert "pretraining did not help" in sweep_numbers(table(71.0))["pretraining_sentence"]
+    assert "no random-weights row" in sweep_numbers(table(45.0).iloc[:2])["pretraining_sentence"]
+
+
 JAX_SCRIPT = textwrap.dedent("""
     import sys, importlib.abc
     class Block(importlib.abc.MetaPathFinder):
@@ -206,7 +285,7 @@ JAX_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_image_model import _tiny_dataset
     from prodlib.config import get_profile
-    from prodlib.models import resnet as R
+    from prodlib.models import image_cnn as R
     from prodlib import classifiers as CL
     ds = _tiny_dataset(Path({tmp!r}))
     profile = get_profile("smoke", image_size=32, image_epochs=1, image_batch_size=8, trainable_layers=1,
