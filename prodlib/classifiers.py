@@ -169,7 +169,7 @@ def train_image_classifier(ds: Dataset, profile: Profile, *, trainable_layers: i
     head = net_full.get_layer(C.HEAD_NAME)  # each sigmoid starts at its class's training frequency, as for text
     head.set_weights([head.get_weights()[0], prior_bias(ys["train"])])
     cached = bool(profile.image_cache) and not profile.augment and k < len(C.backbone_layers(net_full))
-    cut, cache_seconds, pooled = None, 0.0, net_full.get_layer(C.HEAD_NAME).input
+    cut, cache_seconds, pooled = None, 0.0, head.input
 
     def images(s: str, **kw: Any) -> Any:
         return I.ImageSequence(parts[s][1], image_size=size, backbone=info.backbone, workers=workers, **kw)
@@ -241,8 +241,8 @@ def k_sweep(ds: Dataset, profile: Profile, base: ImageRun, *, verbose: str | int
     rows = [{"K": r.trainable_layers, "weights": kind, "cut_at": r.cut or "-",
              "params_m": round(sum(int(np.prod(w.shape)) for w in r.model.trainable_weights) / 1e6, 2),
              "epochs": r.result.epochs_run, "seconds": round(r.result.seconds + r.cache_seconds, 1),
-             "val_micro_f1": round(100 * r.metrics["val"]["micro_f1"], 1),
-             "test_micro_f1": round(100 * r.metrics["test"]["micro_f1"], 1)}
+             "val_f1": round(100 * r.metrics["val"]["micro_f1"], 1),
+             "test_f1": round(100 * r.metrics["test"]["micro_f1"], 1)}
             for r, (_, kind) in zip(runs, kinds, strict=True)]
     # the best validation micro-F1 (the smaller K on a tie) with the backbone's own weights; the random row compares
     pick = max((i for i, (_, kind) in enumerate(kinds) if kind == own),

@@ -246,8 +246,8 @@ def sweep_numbers(sweep: pd.DataFrame) -> dict[str, Any]:
     """The numbers and sentence of notebook 04's sweep (:func:`prodlib.classifiers.k_sweep`): the K validation
     chose, its validation and test F1, and what the random-weights row says about pretraining."""
     chosen = sweep[sweep["chosen"] == "yes"].iloc[0]
-    out: dict[str, Any] = {"chosen_k": int(chosen["K"]), "chosen_val_f1": float(chosen["val_micro_f1"]),
-                           "chosen_test_f1": float(chosen["test_micro_f1"])}
+    out: dict[str, Any] = {"chosen_k": int(chosen["K"]), "chosen_val_f1": float(chosen["val_f1"]),
+                           "chosen_test_f1": float(chosen["test_f1"])}
     random = sweep[(sweep["weights"] == "random") & (sweep["chosen"] != "yes")]
     if chosen["weights"] != "ImageNet" or random.empty:
         out["pretraining_sentence"] = ("This run has no pretrained backbone, so it cannot say what ImageNet "
@@ -256,10 +256,10 @@ def sweep_numbers(sweep: pd.DataFrame) -> dict[str, Any]:
                                        "ImageNet pretraining buys.")
         return out
     r = random.iloc[0]
-    gap = float(chosen["val_micro_f1"] - r["val_micro_f1"])
+    gap = float(chosen["val_f1"] - r["val_f1"])
     where = (f"{gap:.1f} points below" if gap > 0 else f"{-gap:.1f} points above" if gap < 0 else "level with")
     out["pretraining_sentence"] = (
-        f"From random weights the same backbone reaches {r['val_micro_f1']:.1f} % validation micro-F1 at K = "
-        f"{int(r['K'])}, {where} the chosen pretrained run ({chosen['val_micro_f1']:.1f} %)"
+        f"From random weights the same backbone reaches {r['val_f1']:.1f} % validation micro-F1 at K = "
+        f"{int(r['K'])}, {where} the chosen pretrained run ({chosen['val_f1']:.1f} %)"
         + (": pretraining did not help here." if gap <= 0 else "."))
     return out

@@ -252,9 +252,9 @@ def test_k_sweep_chooses_on_validation_and_reuses_the_base_run(tmp_path):
     assert table["K"].tolist() == [0, 1] and set(table["weights"]) == {"random"}  # no pretrained weights here
     assert (table["chosen"] == "yes").sum() == 1
     row = table[table["chosen"] == "yes"].iloc[0]
-    assert row["val_micro_f1"] == table["val_micro_f1"].max()
+    assert row["val_f1"] == table["val_f1"].max()
     assert chosen.trainable_layers == row["K"]
-    assert round(100 * chosen.metrics["val"]["micro_f1"], 1) == row["val_micro_f1"]
+    assert round(100 * chosen.metrics["val"]["micro_f1"], 1) == row["val_f1"]
     assert (chosen is base) == (row["K"] == 1) and chosen.features["test"].shape == (8, 2048)
 
 
@@ -263,7 +263,7 @@ def test_sweep_sentence_follows_the_numbers():
 
     def table(random_val: float) -> pd.DataFrame:
         return pd.DataFrame({"K": [0, 10, 10], "weights": ["ImageNet", "ImageNet", "random"],
-                             "val_micro_f1": [60.0, 70.0, random_val], "test_micro_f1": [61.0, 72.0, 40.0],
+                             "val_f1": [60.0, 70.0, random_val], "test_f1": [61.0, 72.0, 40.0],
                              "chosen": ["", "yes", ""]})
 
     n = sweep_numbers(table(45.0))
