@@ -5,8 +5,8 @@ then :func:`save_stage`. Explained in notebook 02."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from prodlib.models.image_cnn import WeightsInfo
     from prodlib.text import TextData
 
-__all__ = ["ClassifierRun", "ImageRun", "classifier_metrics", "classifier_numbers", "k_sweep", "save_stage",
-           "train_image_classifier", "train_text_classifier"]
+__all__ = ["ClassifierRun", "ImageRun", "classifier_metrics", "classifier_numbers", "cross_fit", "image_oof",
+           "k_sweep", "save_stage", "text_oof", "train_image_classifier", "train_text_classifier"]
 
 SPLITS = ("train", "val", "test")
 
@@ -46,6 +46,8 @@ class ClassifierRun:
     """The model's outputs on its own training products, used only by notebook 05's *naive fusion* warning."""
     files: dict[str, Any] = field(default_factory=dict)
     """Other JSON files of the stage folder (name -> content)."""
+    p_oof: np.ndarray | None = None
+    """Out-of-fold probabilities of the training products (:func:`cross_fit`), for notebook 05's ``oof`` fit."""
 
 
 def classifier_metrics(y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray,
@@ -69,7 +71,7 @@ def classifier_metrics(y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray,
 
 
 def train_text_classifier(model: keras.Model, td: TextData, ds: Dataset, profile: Profile, *,
-                          verbose: str | int = 2, batch_size: int = 256) -> ClassifierRun:
+                          verbose: str | int = 2, batch_size: int = 256, with_features: bool = True) -> ClassifierRun:
     """Fit ``model`` on a prepared text field (``td.x``) with the profile's text settings, then predict every
     split and take the ``features`` layer's activations. Notebooks 02 and 03."""
     result = fit_classifier(model, td.x["train"], ds.y("train"), td.x["val"], ds.y("val"),
@@ -77,8 +79,8 @@ def train_text_classifier(model: keras.Model, td: TextData, ds: Dataset, profile
                             learning_rate=profile.learning_rate, patience=profile.patience, seed=profile.seed,
                             threshold=profile.threshold, verbose=verbose)
     p = {s: predict_proba(model, td.x[s], batch_size) for s in SPLITS}
-    extractor = feature_extractor(model)
-    features = {s: predict_proba(extractor, td.x[s], batch_size, clip=False) for s in SPLITS}
+    extractor = feature_extractor(model) if with_features else None
+    features = {s: predict_proba(extractor, td.x[s], batch_size, clip=False) for s in SPLITS} if extractor else {}
     metrics = classifier_metrics(ds.y("val"), p["val"], ds.y("test"), p["test"], ds.classes, result,
                                  profile.threshold)
     return ClassifierRun(model, result, p["val"], p["test"], metrics, features, p["train"])
@@ -91,6 +93,8 @@ def save_stage(out: StageOutput, ds: Dataset, run: ClassifierRun) -> None:
     out.save_predictions("test", ds.splits["test"], run.p_test, ds.classes)
     if run.p_train is not None:
         out.save_predictions("train", ds.splits["train"], run.p_train, ds.classes)
+    if run.p_oof is not None:
+        out.save_predictions("oof", ds.splits["train"], run.p_oof, ds.classes)
     out.save_metrics(run.metrics)
     run.model.save(out.path / "model.keras")
     for split, feats in run.features.items():
@@ -115,6 +119,35 @@ def classifier_numbers(metrics: Mapping[str, Any], model: str) -> dict[str, floa
         "samples_per_s": metrics["samples_per_s"],
         "n_test": metrics["test"]["n_products"],
     }
+
+
+def cross_fit(ds: Dataset, profile: Profile, train_fold: Callable[[Dataset, np.ndarray, np.ndarray], ClassifierRun],
+              *, progress: bool = True) -> np.ndarray:
+    """Out-of-fold probabilities of every training product, for stacking (``fusion_fit_on="oof"``): the training
+    products are cut into ``profile.oof_folds`` seeded folds and, per fold, ``train_fold(fold_ds, fit_rows,
+    held_rows)`` trains a fresh model on the other folds (validation still stops it early) and predicts the held-out
+    fold as ``fold_ds``'s test split, so no product is predicted by a model that saw it. Notebooks 02–04."""
+    from tqdm.auto import tqdm
+
+    from prodlib.splits import product_folds
+    train = list(ds.splits["train"])
+    oof = np.zeros((len(train), ds.n_classes), np.float32)
+    for fit, held in tqdm(product_folds(len(train), profile.oof_folds, profile.seed), desc="out-of-fold models",
+                          disable=not progress):
+        fold = replace(ds, splits={"train": [train[i] for i in fit], "val": list(ds.splits["val"]),
+                                   "test": [train[i] for i in held]})
+        oof[held] = train_fold(fold, fit, held).p_test
+    return oof
+
+
+def text_oof(make_model: Callable[[Dataset], keras.Model], td: TextData, ds: Dataset, profile: Profile) -> np.ndarray:
+    """:func:`cross_fit` of a text classifier; ``make_model(fold_ds)`` builds a fresh network (its output bias from
+    the fold's training labels). The vocabulary and embeddings stay those of the whole training split: they see
+    texts, never labels. Notebooks 02 and 03."""
+    def fold(fds: Dataset, fit: np.ndarray, held: np.ndarray) -> ClassifierRun:
+        x = {"train": td.x["train"][fit], "val": td.x["val"], "test": td.x["train"][held]}
+        return train_text_classifier(make_model(fds), replace(td, x=x), fds, profile, verbose=0, with_features=False)
+    return cross_fit(ds, profile, fold)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -214,6 +247,22 @@ def train_image_classifier(ds: Dataset, profile: Profile, *, trainable_layers: i
                                              "training-set prevalence of each class",
                                    "val": run.missing["val"], "test": run.missing["test"]}
     return run
+
+
+def image_oof(ds: Dataset, profile: Profile, run: ImageRun) -> np.ndarray:
+    """:func:`cross_fit` of the image classifier with ``run``'s backbone, weights and K. Notebook 04."""
+    from prodlib.models.image_cnn import image_model_from_profile
+
+    assert run.weights is not None
+    info = run.weights
+
+    def fold(fds: Dataset, fit: np.ndarray, held: np.ndarray) -> ClassifierRun:
+        set_seed(profile.seed)
+        built = image_model_from_profile(profile, ds.n_classes, trainable_layers=run.trainable_layers,
+                                         backbone_name=info.backbone, weights="imagenet" if info.pretrained else "none")
+        return train_image_classifier(fds, profile, trainable_layers=run.trainable_layers, model=built,
+                                      with_features=False, verbose=0, progress=False)
+    return cross_fit(ds, profile, fold)
 
 
 def k_sweep(ds: Dataset, profile: Profile, base: ImageRun, *, verbose: str | int = 0) -> tuple[pd.DataFrame, ImageRun]:

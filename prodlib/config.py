@@ -87,6 +87,10 @@ class Profile:
     fusion_search: bool = True
     """Small hyper-parameter search of the tri-modal policy network (validation folds only)."""
     fusion_folds: int = 3
+    fusion_fit_on: str = "val"
+    """``val``: learned fusion methods fit on validation predictions; ``oof``: also on out-of-fold predictions of
+    the training products (notebooks 02–04 then cross-fit each classifier ``oof_folds`` times)."""
+    oof_folds: int = 3
     early_units: tuple[int, ...] = (200,)
     """Hidden layers of the early-fusion network (trained on the training split)."""
     early_epochs: int = 60
@@ -98,6 +102,13 @@ class Profile:
     """Seeds for repeated runs (mean ± sd) where the budget allows."""
     # --- everywhere ---
     threshold: float = 0.5
+    per_class_thresholds: bool = False
+    """Tune one threshold per class, instead of one global threshold, for the tables' tuned column (both are fitted
+    on held-out predictions); per-class thresholds overfit small held-out sets."""
+    threshold_min_support: int = 5
+    """Per-class thresholds are tuned only for classes with this many positive held-out products (else 0.5)."""
+    missed_min_support: int = 5
+    """The most-missed tables (notebooks 02–04 and 06) rank only classes with this many test products."""
     seed: int = 42
     mixed_precision: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -113,13 +124,13 @@ PROFILES: dict[str, Profile] = {  # only the fields that differ from the default
         label_min_count=15, title_len=24, desc_len=80, max_vocab=5000, embedding_dim=48, kim_filters=32,
         text_epochs=12, text_batch_size=16, image_size=64, image_epochs=6, image_backbone="auto", trainable_layers=10,
         image_random_baseline=True, fusion_epochs=40, fusion_units=(64, 48), fusion_search=False, early_units=(64,),
-        early_epochs=40, bootstrap=200),
+        early_epochs=40, bootstrap=200, fusion_fit_on="oof", missed_min_support=3),
     "sample": Profile(
         "sample", "A real catalog from a local path (PRODLIB_CATALOG); the paper's architectures, shortened "
         "training; CPU-feasible.",
         catalog="env", max_vocab=30_000, embedding_dim=100, text_epochs=12, text_batch_size=32, image_size=128,
         image_backbone="auto", image_epochs=40, k_sweep=(0, 10), image_random_baseline=True, fusion_epochs=80,
-        early_epochs=80, seeds=(0, 1, 2)),
+        early_epochs=80, seeds=(0, 1, 2), fusion_fit_on="oof"),
     "full": Profile(
         "full", "The paper's scale: 119,063 Amazon 2014 products, 122 classes, ResNet-50 at 224 px (GPU).",
         catalog="amazon2014", n_products=119_063, test_size=29_063, val_size=0.1, label_min_count=400,

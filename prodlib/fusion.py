@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 
 from prodlib.artifacts import CLASSIFIER_STAGES, ArtifactError
-from prodlib.metrics import micro_f1, per_class_f1, tune_class_thresholds
+from prodlib.metrics import fit_threshold, micro_f1, per_class_f1, product_f1
+from prodlib.splits import product_folds as _product_folds
 
 __all__ = ["MODALITIES", "EarlyFusion", "FixedRule", "FusionMethod", "FusionRun", "FusionSet", "LeakageError",
-           "MaxPolicy", "MeanPolicy", "ModalitySubset", "PolicyNetwork", "RidgeFusion", "aligned_features",
-           "class_thresholds_from_val", "default_policy_grid", "early_fusion", "fit_and_predict", "fusion_set",
-           "make_methods", "modality_importance", "naive_fusion", "network_settings", "search_policy",
-           "trimodal_config"]
+           "MaxPolicy", "MeanPolicy", "ModalityPicker", "ModalitySubset", "PolicyNetwork", "RidgeFusion",
+           "aligned_features", "class_thresholds_from_val", "default_policy_grid", "early_fusion", "fit_and_predict",
+           "fusion_set", "make_methods", "modality_importance", "naive_fusion", "network_settings", "oracle_probs",
+           "search_policy", "trimodal_config"]
 
 #: Modality order of every ``inputs`` list in this module.
 MODALITIES: tuple[str, ...] = tuple(CLASSIFIER_STAGES)
@@ -78,11 +79,6 @@ class MeanPolicy(FixedRule):
     """Element-wise mean of the modalities' probabilities."""
 
     name, _reduce = "mean", np.mean
-
-
-def _product_folds(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import KFold
-    return list(KFold(n_splits=max(2, min(folds, n)), shuffle=True, random_state=seed).split(np.arange(n)))
 
 
 class RidgeFusion:
@@ -220,6 +216,58 @@ class ModalitySubset:
         return self.method.predict(self._pick(inputs))
 
 
+def _best_modality(arrays: list[np.ndarray], y: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per product: the modality whose label set has the best F1 (the first on a tie), and whether it is unique."""
+    f1 = np.stack([product_f1(y, a, threshold) for a in arrays])
+    return f1.argmax(axis=0), (f1 == f1.max(axis=0)).sum(axis=0) == 1
+
+
+def oracle_probs(inputs: Sequence[np.ndarray], y: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Headroom, not a method: per product, the probabilities of the single modality that is right with hindsight
+    (best per-product F1; it reads the labels it is scored on): no fusion that picks one modality beats it.
+    Notebook 05."""
+    arrays = _check_inputs(inputs, y)
+    pick, _ = _best_modality(arrays, np.asarray(y), threshold)
+    return np.stack(arrays)[pick, np.arange(len(pick))]
+
+
+class ModalityPicker:
+    """Zahavy et al.'s class-agnostic policy: a small network reads each modality's ``top_k`` sorted confidences
+    and picks one modality per product, whose probabilities it returns; it learns, on the fitting products where
+    one modality is uniquely best (per-product F1), to pick that one."""
+
+    name = "picker"
+
+    def __init__(self, top_k: int = 3, units: int = 16, seed: int = 0, threshold: float = 0.5) -> None:
+        self.top_k, self.units, self.seed, self.threshold = top_k, units, seed, threshold
+        self.model: Any = None
+        self.constant_ = 0
+
+    def _x(self, arrays: list[np.ndarray]) -> np.ndarray:
+        return np.hstack([-np.sort(-a, axis=1)[:, : self.top_k] for a in arrays])
+
+    def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> ModalityPicker:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+        arrays = _check_inputs(inputs, y)
+        best, unique = _best_modality(arrays, np.asarray(y), self.threshold)
+        x, target = self._x(arrays)[unique], best[unique]
+        self.model, self.constant_ = None, int(np.bincount(best, minlength=len(arrays)).argmax())
+        if len(set(target.tolist())) > 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self.model = MLPClassifier((self.units,), max_iter=1000, random_state=self.seed).fit(x, target)
+        return self
+
+    def predict(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        arrays = _check_inputs(inputs)
+        n = len(arrays[0])
+        pick = np.full(n, self.constant_) if self.model is None else self.model.predict(self._x(arrays))
+        return np.stack(arrays)[pick, np.arange(n)]
+
+
 def default_policy_grid(units: Sequence[int] = (200, 150)) -> list[dict[str, Any]]:
     """The small search of notebook 05: three activation patterns × the profile's units and half of them."""
     units = tuple(int(u) for u in units)
@@ -263,8 +311,8 @@ def network_settings(profile: Any) -> dict[str, Any]:
 def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,
                  modalities: Sequence[str] = MODALITIES) -> dict[str, Callable[[int], FusionMethod]]:
     """Factories ``seed -> method`` for every row of the paper's Table 3 (keys of :data:`prodlib.paper.FUSION`)
-    plus ``ridge_full``; ``trimodal`` overrides the tri-modal network's ``units`` and ``activations`` (default:
-    the paper's sigmoid / tanh / sigmoid with ``profile.fusion_units``)."""
+    plus ``ridge_full`` and Zahavy et al.'s ``picker``; ``trimodal`` overrides the tri-modal network's ``units``
+    and ``activations`` (default: the paper's sigmoid / tanh / sigmoid with ``profile.fusion_units``)."""
     idx = {m: k for k, m in enumerate(modalities)}
     common = network_settings(profile)
     tri = {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid"), **(trimodal or {})}
@@ -279,7 +327,8 @@ def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,
             "ridge_full": lambda seed: RidgeFusion("full", folds=profile.fusion_folds, seed=seed),
             "image+description": bimodal("image", "description"), "image+title": bimodal("image", "title"),
             "title+description": bimodal("title", "description"),
-            "trimodal": lambda seed: PolicyNetwork(seed=seed, name="trimodal", **tri, **common)}
+            "trimodal": lambda seed: PolicyNetwork(seed=seed, name="trimodal", **tri, **common),
+            "picker": lambda seed: ModalityPicker(seed=seed, threshold=profile.threshold)}
 
 
 @dataclass(frozen=True)
@@ -370,16 +419,18 @@ def fit_and_predict(methods: Mapping[str, Callable[[int], FusionMethod]], fit: F
     return runs
 
 
-def class_thresholds_from_val(method: FusionMethod, fit: FusionSet, *, folds: int = 3,
-                              seed: int = 0, refit: Callable[[int], FusionMethod] | None = None) -> np.ndarray:
-    """Per-class thresholds for a *fitted* fusion method, tuned on validation without reusing its fit rows:
-    out-of-fold predictions of ``refit(seed)`` models, or without ``refit`` the fitted model's own (fixed policies)."""
+def class_thresholds_from_val(method: FusionMethod, fit: FusionSet, *, folds: int = 3, seed: int = 0,
+                              refit: Callable[[int], FusionMethod] | None = None, per_class: bool = False,
+                              min_support: int = 5) -> float | np.ndarray:
+    """The tuned threshold (:func:`prodlib.metrics.fit_threshold`) of a *fitted* fusion method, fitted on its
+    fitting set without reusing its fit rows: out-of-fold predictions of ``refit(seed)`` models, or without
+    ``refit`` the fitted model's own (fixed policies have nothing fitted)."""
     if refit is None:
-        return tune_class_thresholds(fit.y, method.predict(fit.inputs))
+        return fit_threshold(fit.y, method.predict(fit.inputs), per_class=per_class, min_support=min_support)
     oof = np.zeros_like(fit.y, dtype=np.float32)
     for tr, te in _product_folds(len(fit.y), folds, seed):
         oof[te] = refit(seed).fit([a[tr] for a in fit.inputs], fit.y[tr]).predict([a[te] for a in fit.inputs])
-    return tune_class_thresholds(fit.y, oof)
+    return fit_threshold(fit.y, oof, per_class=per_class, min_support=min_support)
 
 
 def modality_importance(method: FusionMethod, data: FusionSet, classes: Sequence[str], *,

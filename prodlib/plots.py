@@ -13,7 +13,8 @@ from PIL import Image
 
 __all__ = ["array_grid", "image_grid", "plot_class_frequency", "plot_class_gain", "plot_error_overlap",
            "plot_f1_by_method", "plot_history", "plot_label_structure", "plot_length_histogram",
-           "plot_modality_importance", "plot_per_class_f1", "plot_text_lengths", "product_gallery"]
+           "plot_modality_importance", "plot_per_class_f1", "plot_text_lengths", "plot_threshold_curve",
+           "product_gallery"]
 
 
 def _tight(fig: Figure) -> Figure:
@@ -132,6 +133,18 @@ def plot_f1_by_method(table: pd.DataFrame, paper_col: str = "paper_f1", label_co
     ax.set_yticks(pos, table[label_col].astype(str).tolist())
     ax.set(xlabel="micro-F1 (%)", xlim=(0, 100), title=title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return _tight(fig)
+
+
+def plot_threshold_curve(curve: pd.DataFrame, tuned: float, default: float = 0.5,
+                         title: str = "Validation micro-F1 against the decision threshold") -> Figure:
+    """:func:`prodlib.metrics.threshold_curve` as a line, the default and the tuned threshold marked (notebook 02)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(curve["threshold"], 100 * curve["micro_f1"], marker="o", ms=3, color="#4c72b0")
+    ax.axvline(default, color="#888888", ls="--", label=f"default {default:.2f}")
+    ax.axvline(tuned, color="#c44e52", ls=":", label=f"tuned {tuned:.2f}")
+    ax.set(xlabel="threshold", ylabel="validation micro-F1 (%)", title=title)
+    ax.legend(fontsize=8)
     return _tight(fig)
 
 

@@ -46,6 +46,10 @@ def _banner(prof: Profile, runs: Path) -> str:
               f"products, {after.get('classes', '?')} classes; run started {manifest.get('started', '?')}, commit "
               f"`{(manifest.get('git_commit') or 'unknown')[:12]}`, data fingerprint "
               f"`{str(manifest.get('data_fingerprint', '?'))[:12]}`.")
+    for stage, model in (("02_title", "Title"), ("03_description", "Description")):
+        m = runs / prof.name / stage / "manifest.json"
+        if emb := (json.loads(m.read_text()).get("notes", {}).get("embeddings") if m.exists() else None):
+            detail += f" {model} embeddings: {emb['source']} ({Path(str(emb['path_or_name'])).name})."
     image = runs / prof.name / "04_image" / "manifest.json"
     if info := (json.loads(image.read_text()).get("notes", {}).get("weights_info") if image.exists() else None):
         detail += (f" Image model: {info['label']} with {'ImageNet' if info['pretrained'] else 'random'} weights "

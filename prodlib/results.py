@@ -11,20 +11,20 @@ import numpy as np
 import pandas as pd
 
 from prodlib import paper
-from prodlib.fusion import FusionRun, FusionSet, class_thresholds_from_val
-from prodlib.metrics import bootstrap_ci, evaluate, micro_f1, most_missed, tune_class_thresholds
+from prodlib.fusion import FusionRun, FusionSet, class_thresholds_from_val, oracle_probs
+from prodlib.metrics import bootstrap_ci, evaluate, fit_threshold, micro_f1, most_missed, paired_bootstrap
 
-__all__ = ["early_table", "fusion_table", "missed_beside_paper", "missed_tables", "missing_modality_sentence",
-           "missing_table", "sweep_numbers",
-           "naive_numbers", "run_numbers", "save_fusion_stage", "score_table", "single_table", "stage_table",
-           "table3_numbers"]
+__all__ = ["compare_pairs", "difference_sentence", "display_table", "early_table", "fusion_table",
+           "missed_beside_paper", "missed_tables", "missing_modality_sentence", "missing_table", "naive_numbers",
+           "paired_differences", "run_numbers", "save_fusion_stage", "score_table", "single_table", "stage_table",
+           "sweep_numbers", "table3_numbers", "threshold_sentence"]
 
 
 def score_table(probs: Mapping[str, np.ndarray], y: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                threshold: float = 0.5, class_thresholds: Mapping[str, np.ndarray] | None = None,
+                threshold: float = 0.5, class_thresholds: Mapping[str, float | np.ndarray] | None = None,
                 f1_by_seed: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
-    """Test micro-F1 (in %) with a bootstrap 95 % CI for each model; optional columns: F1 with per-class
-    thresholds tuned on validation, and mean ± sd over seeds."""
+    """Test micro-F1 (in %) with a bootstrap 95 % CI for each model; optional columns: F1 at thresholds tuned on
+    held-out predictions (``class_thresholds``: a global one or one per class), and mean ± sd over seeds."""
     rows = []
     for name, p in probs.items():
         lo, hi = bootstrap_ci(y, p, threshold, n=n_boot, seed=seed)
@@ -59,96 +59,227 @@ def run_numbers(profile: Any, ds: Any) -> dict[str, Any]:
 
 
 def single_table(val: FusionSet, test: FusionSet, modalities: Sequence[str], baselines: Mapping[str, Any],
-                 profile: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+                 profile: Any, tune_on: FusionSet | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Table 1 beside the paper (each classifier's and TF-IDF baseline's test micro-F1, interval, F1 with per-class
-    thresholds tuned on validation) and its numbers, the best single neural model among them."""
-    singles_val = dict(zip(modalities, val.inputs, strict=True))
+    thresholds tuned on held-out predictions: ``tune_on``, e.g. the out-of-fold set, else validation) and its
+    numbers; the best single neural model is the one with the best **validation** micro-F1."""
+    tune_on = tune_on or val
     singles_test = dict(zip(modalities, test.inputs, strict=True))
+    held = dict(zip(modalities, tune_on.inputs, strict=True))
+    how = {"per_class": profile.per_class_thresholds, "min_support": profile.threshold_min_support}
+    thresholds = {m: fit_threshold(tune_on.y, p, **how) for m, p in held.items()}
     for name, res in baselines.items():
-        singles_val[name], singles_test[name] = res.probs_val, res.probs_test
-    thresholds = {name: tune_class_thresholds(val.y, p) for name, p in singles_val.items()}
-    table = score_table(singles_test, test.y, n_boot=profile.bootstrap, seed=profile.seed,
+        singles_test[name] = res.probs_test
+        thresholds[name] = fit_threshold(val.y, res.probs_val, **how)
+    table = score_table(singles_test, test.y, n_boot=profile.bootstrap, seed=profile.seed, threshold=profile.threshold,
                         class_thresholds=thresholds)
     table = table.merge(paper.single_table(), on="model", how="left")
     table = table[["model", "paper_f1", "f1", "ci_low", "ci_high", "f1_tuned"]]
     f1 = table.set_index("model")["f1"]
-    best = max(modalities, key=lambda m: f1[m])
+    val_f1 = {m: 100 * micro_f1(val.y, p, profile.threshold) for m, p in zip(modalities, val.inputs, strict=True)}
+    best = max(modalities, key=lambda m: val_f1[m])
     numbers: dict[str, Any] = {f"single_{m.replace('+', '_')}_f1": round(float(v), 1) for m, v in f1.items()}
-    numbers.update(best_single=best, best_single_f1=round(float(f1[best]), 1), table1=table.round(1).set_index("model"),
+    numbers.update(best_single=best, best_single_f1=round(float(f1[best]), 1),
+                   best_single_val_f1=round(val_f1[best], 1), table1=display_table(table),
                    tfidf_C={k: float(v.C) for k, v in baselines.items()})
     return table, numbers
 
 
 def fusion_table(runs: Mapping[str, FusionRun], methods: Mapping[str, Any], val: FusionSet, test: FusionSet,
-                 profile: Any) -> pd.DataFrame:
-    """Table 3 beside the paper: each fusion method's test micro-F1 (first seed) with its interval, with per-class
-    thresholds tuned on validation (out-of-fold where the fit used those rows) and mean ± sd over seeds."""
+                 profile: Any, runs_oof: Mapping[str, FusionRun] | None = None) -> pd.DataFrame:
+    """Table 3 beside the paper: each fusion method's test micro-F1 (first seed) with its interval, fitted on
+    validation and (``runs_oof``) on out-of-fold predictions, with per-class thresholds tuned on the fitting set
+    out of fold, mean ± sd over seeds, and a last ``oracle`` row: the hindsight ceiling of picking one modality."""
     seed0 = profile.seeds[0]
-    thresholds = {name: class_thresholds_from_val(runs[name].fitted[seed0], val) for name in ("max", "mean")}
+    how = {"per_class": profile.per_class_thresholds, "min_support": profile.threshold_min_support}
+    thresholds = {name: class_thresholds_from_val(runs[name].fitted[seed0], val, **how) for name in ("max", "mean")}
     for name in ("ridge", "ridge_full", "trimodal"):
         thresholds[name] = class_thresholds_from_val(runs[name].fitted[seed0], val, folds=profile.fusion_folds,
-                                                     seed=profile.seed, refit=methods[name])
-    table = score_table({n: r.first for n, r in runs.items()}, test.y, n_boot=profile.bootstrap, seed=profile.seed,
+                                                     seed=profile.seed, refit=methods[name], **how)
+    probs = {n: r.first for n, r in runs.items()}
+    table = score_table({**probs, "oracle": oracle_probs(test.inputs, test.y, profile.threshold)}, test.y,
+                        n_boot=profile.bootstrap, seed=profile.seed, threshold=profile.threshold,
                         class_thresholds=thresholds, f1_by_seed={k: list(r.f1.values()) for k, r in runs.items()})
+    if runs_oof:
+        oof = score_table({n: r.first for n, r in runs_oof.items()}, test.y, n_boot=profile.bootstrap,
+                          seed=profile.seed, threshold=profile.threshold)
+        table = table.merge(oof.rename(columns={"f1": "f1_oof", "ci_low": "oof_ci_low", "ci_high": "oof_ci_high"}),
+                            on="model", how="left")
     table = table.merge(paper.fusion_table().rename(columns={"method": "model"}), on="model", how="left")
-    cols = ["model", "paper_f1", "f1", "ci_low", "ci_high", "f1_tuned"]
-    return table[cols + [c for c in ("seeds_mean", "seeds_sd") if c in table]]
+    cols = ["model", "paper_f1", "f1", "ci_low", "ci_high", "f1_oof", "oof_ci_low", "oof_ci_high", "f1_tuned",
+            "seeds_mean", "seeds_sd"]
+    return table[[c for c in cols if c in table]]
 
 
-def table3_numbers(table3: pd.DataFrame, table1: pd.DataFrame, best_single: str) -> dict[str, Any]:
-    """The numbers and comparing phrases of the Table 3 paragraph, computed from the tables: F1s, the tri-modal
-    network's interval, gain and rank, and whether each method stands above or below the best single model."""
+def display_table(table: pd.DataFrame, *, not_ranked: Sequence[str] = ("oracle",)) -> Any:
+    """Tables 1 and 3 as a reader takes them in: one decimal, ``F1 [low, high]`` in one cell, blank where there is
+    no number (the paper's gaps), the best of each column in bold (``not_ranked`` rows excepted). A pandas Styler."""
+    t = table.set_index("model")
+    spec = {"paper_f1": ("paper", None), "f1": ("ours [95 % CI]", ("ci_low", "ci_high")),
+            "f1_oof": ("ours, fit on out-of-fold [95 % CI]", ("oof_ci_low", "oof_ci_high")),
+            "f1_tuned": ("ours, tuned threshold", None), "seeds_mean": ("mean ± sd over seeds", "seeds_sd")}
+    cells, bold = {}, {}
+    for col, (label, extra) in spec.items():
+        if col not in t or t[col].isna().all():
+            continue
+
+        def fmt(row: pd.Series, col: str = col, extra: Any = extra) -> str:
+            if pd.isna(row[col]):
+                return ""
+            if isinstance(extra, tuple):
+                return f"{row[col]:.1f} [{row[extra[0]]:.1f}, {row[extra[1]]:.1f}]"
+            return f"{row[col]:.1f}" + (f" ± {row[extra]:.1f}" if extra else "")
+
+        cells[label] = [fmt(r) for _, r in t.iterrows()]
+        ranked = t[col].drop([m for m in not_ranked if m in t.index]).astype(float)
+        bold[label] = t.index.isin(ranked[ranked == ranked.max()].index) if ranked.notna().any() else []
+    out = pd.DataFrame(cells, index=t.index)
+    return out.style.apply(lambda col: ["font-weight: bold" if b else "" for b in bold[col.name]]
+                           if len(bold[col.name]) else [""] * len(col))
+
+
+def paired_differences(probs: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]], y: np.ndarray,
+                       profile: Any) -> pd.DataFrame:
+    """Test micro-F1 of ``a`` minus ``b`` in points for each pair (missing models skipped) with a paired bootstrap
+    95 % CI: both scored on the same resampled products. Columns ``a, b, delta, ci_low, ci_high``. Notebook 05."""
+    rows = []
+    for a, b in pairs:
+        if a in probs and b in probs:
+            d, lo, hi = paired_bootstrap(y, probs[a], probs[b], profile.threshold, n=profile.bootstrap,
+                                         seed=profile.seed)
+            rows.append({"a": a, "b": b, "delta": 100 * d, "ci_low": 100 * lo, "ci_high": 100 * hi})
+    return pd.DataFrame(rows, columns=["a", "b", "delta", "ci_low", "ci_high"])
+
+
+def compare_pairs(methods: Sequence[str], best_single: str, modalities: Sequence[str]) -> list[tuple[str, str]]:
+    """The comparisons notebook 05 makes: each fusion method minus the best single model, the tri-modal network
+    minus each bi-modal one, late minus early fusion, honest minus naive fitting, out-of-fold minus validation fit."""
+    pairs = [(m, best_single) for m in methods]
+    pairs += [("trimodal", m) for m in methods if "+" in m and len(modalities) > 2]
+    return pairs + [("trimodal", "early"), ("trimodal", "naive"), ("trimodal (oof)", "trimodal")]
+
+
+def difference_sentence(diffs: pd.DataFrame, a: str, b: str, a_name: str | None = None,
+                        b_name: str | None = None) -> str:
+    """One sentence on ``a`` against ``b`` from :func:`paired_differences`: *better* or *worse* only when the
+    paired interval excludes 0, else *not shown to differ*; empty when the pair was not measured."""
+    row = diffs[(diffs["a"] == a) & (diffs["b"] == b)]
+    if row.empty:
+        return ""
+    d, lo, hi = (float(row.iloc[0][c]) for c in ("delta", "ci_low", "ci_high"))
+    verdict = "better than" if lo > 0 else "worse than" if hi < 0 else "not shown to differ from"
+    return (f"{a_name or a} is {verdict} {b_name or b}: {d:+.1f} points "
+            f"(paired 95 % CI {lo:+.1f} to {hi:+.1f}).")
+
+
+def _verdict(diffs: pd.DataFrame, a: str, b: str) -> str:
+    row = diffs[(diffs["a"] == a) & (diffs["b"] == b)]
+    if row.empty:
+        return "not compared with"
+    lo, hi = float(row.iloc[0]["ci_low"]), float(row.iloc[0]["ci_high"])
+    return "above" if lo > 0 else "below" if hi < 0 else "not shown to differ from"
+
+
+def table3_numbers(table3: pd.DataFrame, table1: pd.DataFrame, best_single: str,
+                   diffs: pd.DataFrame) -> dict[str, Any]:
+    """The numbers and comparing phrases of the Table 3 paragraph, computed from the tables and the paired
+    differences (:func:`paired_differences`): a method is *above* or *below* the best single model only when its
+    paired interval excludes 0. The ``oracle`` row is headroom, not a method: it is never ranked."""
     t3 = table3.set_index("model")
+    oracle = float(t3.loc["oracle", "f1"]) if "oracle" in t3.index else float("nan")
+    t3 = t3.drop(index="oracle", errors="ignore")
     tri, best = float(t3.loc["trimodal", "f1"]), float(table1.set_index("model").loc[best_single, "f1"])
-
-    def versus(f1: float) -> str:
-        return "above" if f1 > best else "below" if f1 < best else "level with"
-
+    vs_best = {m: _verdict(diffs, m, best_single) for m in t3.index}
     rank = int((t3["f1"] > tri).sum()) + 1
+    tri_diff = diffs[(diffs["a"] == "trimodal") & (diffs["b"] == best_single)].iloc[0]
     out: dict[str, Any] = {f"{m.replace('+', '_')}_f1": round(float(v), 1) for m, v in t3["f1"].items()}
     out.update(
         trimodal_ci=f"{t3.loc['trimodal', 'ci_low']:.1f}–{t3.loc['trimodal', 'ci_high']:.1f}",
-        gain=round(tri - best, 1), best_method=t3["f1"].idxmax(), best_method_f1=round(float(t3["f1"].max()), 1),
-        n_beat_best_single=int((t3["f1"] > best).sum()), n_methods=len(t3),
-        max_vs_best=versus(float(t3.loc["max", "f1"])), mean_vs_best=versus(float(t3.loc["mean", "f1"])),
-        trimodal_rank=rank,
-        trimodal_rank_text="the best fusion method (as in the paper)" if rank == 1 else
-        f"ranked {rank} of {len(t3)} fusion methods (the paper: first)",
-        ci_covers_best_single="includes" if t3.loc["trimodal", "ci_low"] <= best else "excludes",
-        table3=table3.round(1).set_index("model"))
+        gain=round(tri - best, 1), gain_ci=f"{tri_diff['ci_low']:+.1f} to {tri_diff['ci_high']:+.1f}",
+        trimodal_vs_best_sentence=difference_sentence(diffs, "trimodal", best_single, "The tri-modal network",
+                                                      f"the best single model ({best_single})"),
+        best_method=t3["f1"].idxmax(), best_method_f1=round(float(t3["f1"].max()), 1),
+        n_beat_best_single=sum(v == "above" for v in vs_best.values()),
+        n_below_best_single=sum(v == "below" for v in vs_best.values()), n_methods=len(t3),
+        max_vs_best=vs_best["max"], mean_vs_best=vs_best["mean"], trimodal_rank=rank,
+        trimodal_rank_text="the best fusion method by point estimate (as in the paper)" if rank == 1 else
+        f"ranked {rank} of {len(t3)} fusion methods by point estimate (the paper: first)",
+        oracle_f1=round(oracle, 1), oracle_headroom=round(oracle - best, 1),
+        table3=display_table(table3), paired=diffs.round(1).set_index(["a", "b"]))
     return out
 
 
 def early_table(early: Mapping[int, np.ndarray], late: FusionRun, test: FusionSet,
-                profile: Any) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    """Early fusion beside the late tri-modal network (test micro-F1, interval, seeds) and its numbers (no
-    table and ``nan`` when early fusion could not run)."""
+                profile: Any) -> tuple[pd.DataFrame | None, dict[str, Any], pd.DataFrame]:
+    """Early fusion beside the late tri-modal network (test micro-F1, interval, seeds), its numbers and sentence,
+    and the paired difference late − early (no table, ``nan`` and no difference when early fusion could not run)."""
     if not early:
-        return None, {"early_f1": float("nan"), "early_minus_late": float("nan")}
+        return None, {"early_f1": float("nan"), "early_minus_late": float("nan"),
+                      "early_sentence": "Early fusion could not run on this run."}, paired_differences(
+            {}, [], test.y, profile)
     seed0 = profile.seeds[0]
     table = score_table({"early fusion": early[seed0], "trimodal (late)": late.first}, test.y,
-                        n_boot=profile.bootstrap, seed=profile.seed,
+                        n_boot=profile.bootstrap, seed=profile.seed, threshold=profile.threshold,
                         f1_by_seed={"early fusion": [micro_f1(test.y, p) for p in early.values()],
                                     "trimodal (late)": list(late.f1.values())})
+    diffs = paired_differences({"trimodal": late.first, "early": early[seed0]}, [("trimodal", "early")], test.y,
+                               profile)
     f1 = table["f1"].to_numpy()
-    return table.round(1).set_index("model"), {"early_f1": round(float(f1[0]), 1),
-                                               "early_minus_late": round(float(f1[0] - f1[1]), 1)}
+    return table.round(1).set_index("model"), {
+        "early_f1": round(float(f1[0]), 1), "early_minus_late": round(float(f1[0] - f1[1]), 1),
+        "early_sentence": difference_sentence(diffs, "trimodal", "early", "Late tri-modal fusion", "early fusion"),
+    }, diffs
+
+
+_NAIVE_VERDICT = {
+    "above": "The warning holds: a fusion model that learns from inputs better than any it will meet learns to "
+             "trust the wrong modality.",
+    "below": "On this run the warning does not hold: the naive fit scores higher, although it learned from "
+             "over-confident inputs (the table shows how much better the classifiers look on their own training "
+             "products).",
+}
 
 
 def naive_numbers(naive: FusionRun | None, train: FusionSet | None, table1: pd.DataFrame, honest: FusionRun,
-                  modalities: Sequence[str]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    """The naive variant's table (each base classifier's F1 on its own training products beside test) and its
-    numbers: the test F1 of fusion fitted on training outputs, and its difference to the same method fitted on
-    validation (``honest``); no table and ``nan`` when the variant could not run."""
+                  modalities: Sequence[str], test: FusionSet,
+                  profile: Any) -> tuple[pd.DataFrame | None, dict[str, Any], pd.DataFrame]:
+    """The naive variant's table (each base classifier's F1 on its own training products beside test), its numbers,
+    the sentence saying whether the warning holds on this run (from the paired difference honest − naive), and
+    that difference; no table and ``nan`` when the variant could not run."""
     if naive is None or train is None:
-        return None, {"naive_f1": float("nan"), "naive_minus_honest": float("nan")}
-    f1 = 100 * next(iter(naive.f1.values()))
-    tri_f1 = 100 * next(iter(honest.f1.values()))
+        return None, {"naive_f1": float("nan"), "naive_minus_honest": float("nan"),
+                      "naive_sentence": "The naive variant could not run on this run."}, paired_differences(
+            {}, [], test.y, profile)
+    f1, tri_f1 = 100 * next(iter(naive.f1.values())), 100 * next(iter(honest.f1.values()))
     t1 = table1.set_index("model")["f1"]
     table = pd.DataFrame({"base classifier F1 on its own training products":
                           {m: 100 * micro_f1(train.y, x) for m, x in zip(modalities, train.inputs, strict=True)},
                           "on test": {m: float(t1[m]) for m in modalities}}).round(1)
-    return table, {"naive_f1": round(f1, 1), "naive_minus_honest": round(f1 - tri_f1, 1)}
+    diffs = paired_differences({"trimodal": honest.first, "naive": naive.first}, [("trimodal", "naive")], test.y,
+                               profile)
+    sentence = difference_sentence(diffs, "trimodal", "naive", "Fitted on validation, the tri-modal network",
+                                   "the same network fitted on training-set outputs")
+    sentence += " " + _NAIVE_VERDICT.get(_verdict(diffs, "trimodal", "naive"),
+                                         "On this run the warning is not borne out by a measurable difference.")
+    return table, {"naive_f1": round(f1, 1), "naive_minus_honest": round(f1 - tri_f1, 1),
+                   "naive_sentence": sentence}, diffs
+
+
+def threshold_sentence(curve: pd.DataFrame, tuned: float, test_f1: float, test_f1_tuned: float,
+                       default: float = 0.5) -> str:
+    """What notebook 02's validation curve says about the threshold: where validation micro-F1 peaks against the
+    default, and whether the tuned threshold changed test F1 (saying so when tuning does not help)."""
+    at = curve.set_index("threshold")["micro_f1"]
+    peak, base = 100 * float(at.max()), 100 * float(at.loc[min(at.index, key=lambda t: abs(t - default))])
+    if np.isclose(tuned, default):
+        return (f"Validation micro-F1 peaks at the default threshold {default:.2f} ({base:.1f} %), so tuning "
+                "changes nothing here.")
+    gain = test_f1_tuned - test_f1
+    effect = (f"raises test micro-F1 by {gain:.1f} points" if gain >= 0.05 else
+              f"lowers test micro-F1 by {-gain:.1f} points: tuning does not help here" if gain <= -0.05 else
+              "leaves test micro-F1 unchanged: tuning does not help here")
+    return (f"Validation micro-F1 peaks at threshold {tuned:.2f} ({peak:.1f} %, against {base:.1f} % at "
+            f"{default:.2f}); on test, that threshold {effect}.")
 
 
 def missing_modality_sentence(groups: Mapping[str, tuple[int, float]], model: str = "the tri-modal network") -> str:
@@ -192,10 +323,12 @@ def missing_table(ds: Any, test: FusionSet, missing_images: Sequence[str], fused
 def save_fusion_stage(out: Any, ds: Any, test: FusionSet, runs: Mapping[str, FusionRun], baselines: Mapping[str, Any],
                       early: Mapping[int, np.ndarray], tables: Mapping[str, pd.DataFrame | None], *,
                       config: Mapping[str, Any], best_single: str, ridge: Any, modalities: Sequence[str],
-                      profile: Any) -> None:
+                      profile: Any, runs_oof: Mapping[str, FusionRun] | None = None) -> None:
     """Write stage ``05_fusion``: each method's test probabilities (``predictions_test_<name>.npz``, ``+`` written
-    ``_``) and ``metrics.json`` (Tables 1 and 3, search, seeds, ridge, missing modalities, best single model)."""
+    ``_``; out-of-fold fits as ``<name>_oof``) and ``metrics.json`` (Tables 1 and 3, ``paired_differences``, search,
+    seeds, ridge, missing modalities, best single model)."""
     probs = {name: run.first for name, run in runs.items()}
+    probs.update({f"{name}_oof": run.first for name, run in (runs_oof or {}).items()})
     probs.update({name: res.probs_test for name, res in baselines.items()})
     if early:
         probs["early"] = early[profile.seeds[0]]
@@ -210,18 +343,21 @@ def save_fusion_stage(out: Any, ds: Any, test: FusionSet, runs: Mapping[str, Fus
         "table1": records("table1"), "table3": records("table3"),
         "trimodal": {"config": dict(config), "test": evaluate(test.y, runs["trimodal"].first, ds.classes)},
         "f1_by_seed": {k: r.f1 for k, r in runs.items()},
+        "f1_by_seed_oof": {k: r.f1 for k, r in (runs_oof or {}).items()},
         "ridge": {"alpha": ridge.alpha_, "weights": dict(zip(modalities, ridge.weights_.tolist(), strict=True))},
         "search": records("search"), "missing_modalities": records("missing"),
+        "paired_differences": records("paired") or [],
         "tfidf_C": {k: v.C for k, v in baselines.items()}, "best_single": best_single,
-        "fitted_on": "val", "evaluated_on": "test",
+        "fitted_on": "val and out-of-fold training predictions" if runs_oof else "val", "evaluated_on": "test",
     })
 
 
 def missed_beside_paper(y_test: np.ndarray, p_test: np.ndarray, classes: Sequence[str], model: str, *,
-                        k: int = 5, threshold: float = 0.5) -> pd.DataFrame:
-    """Our ``k`` most-missed test classes in the paper's ``Name (missed/support)`` form beside the paper's
-    Table 2 column for ``model`` (``title``, ``description`` or ``image``). Notebooks 02–04."""
-    ours = most_missed(y_test, p_test, classes, k=k, threshold=threshold)
+                        k: int = 5, threshold: float = 0.5, min_support: int = 1) -> pd.DataFrame:
+    """Our ``k`` most-missed test classes (among those with ``min_support`` test products, the profile's
+    ``missed_min_support``) in the paper's ``Name (missed/support)`` form beside the paper's Table 2 column for
+    ``model`` (``title``, ``description`` or ``image``). Notebooks 02–04."""
+    ours = most_missed(y_test, p_test, classes, k=k, threshold=threshold, min_support=min_support)
     theirs = paper.missed_table(model)
     rank = range(1, max(len(ours), len(theirs)) + 1)
     return pd.DataFrame({

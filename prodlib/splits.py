@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["SPLITS", "sample_ids", "split_ids"]
+__all__ = ["SPLITS", "product_folds", "sample_ids", "split_ids"]
 
 SPLITS = ("train", "val", "test")
 
@@ -45,3 +45,12 @@ def split_ids(ids: Sequence[str], test_size: float | int, val_size: float | int,
     n_train = len(order) - _count(test_size, len(ids), "test_size")
     n_val = _count(val_size, n_train, "val_size")
     return {"train": order[n_val:n_train], "val": order[:n_val], "test": order[n_train:]}
+
+
+def product_folds(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded k-fold cut of ``n`` products: ``(fit rows, held-out rows)`` per fold, every row held out once
+    (at least 2 folds, at most ``n``). Cross-fitting (notebooks 02–04) and fusion's cross-validation (05)."""
+    from sklearn.model_selection import KFold
+    if n < 2:
+        raise ValueError(f"cannot cut {n} product(s) into folds; at least 2 are needed")
+    return list(KFold(n_splits=max(2, min(folds, n)), shuffle=True, random_state=seed).split(np.arange(n)))
