@@ -127,8 +127,8 @@ def display_table(table: pd.DataFrame, *, not_ranked: Sequence[str] = ("oracle",
             if pd.isna(row[col]):
                 return ""
             if isinstance(extra, tuple):
-                return f"{row[col]:.1f} [{row[extra[0]]:.1f}, {row[extra[1]]:.1f}]"
-            return f"{row[col]:.1f}" + (f" ± {row[extra]:.1f}" if extra else "")
+                return f"{row[col]:.1f}\u00a0[{row[extra[0]]:.1f},\u00a0{row[extra[1]]:.1f}]"  # no-break spaces
+            return f"{row[col]:.1f}" + (f"\u00a0±\u00a0{row[extra]:.1f}" if extra else "")
 
         cells[label] = [fmt(r) for _, r in t.iterrows()]
         ranked = t[col].drop([m for m in not_ranked if m in t.index]).astype(float)

@@ -155,7 +155,7 @@ def _table3() -> pd.DataFrame:
 def test_display_table_formats_blanks_and_bolds_the_best_method_not_the_oracle():
     styled = display_table(_table3())
     shown = styled.data
-    assert shown.loc["trimodal", "ours [95 % CI]"] == "74.0 [72.0, 76.0]"
+    assert shown.loc["trimodal", "ours [95 % CI]"] == "74.0\u00a0[72.0,\u00a076.0]"  # one line in the page
     assert shown.loc["picker", "paper"] == "" and "nan" not in styled.to_html().lower()
     ctx = styled._compute().ctx
     bold = {(shown.index[r], shown.columns[c]) for (r, c), props in ctx.items() if ("font-weight", "bold") in props}
