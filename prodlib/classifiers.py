@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from prodlib.text import TextData
 
 __all__ = ["ClassifierRun", "ImageRun", "classifier_metrics", "classifier_numbers", "cross_fit", "image_oof",
-           "k_sweep", "save_stage", "text_oof", "train_image_classifier", "train_text_classifier"]
+           "k_sweep", "repeat_seeds", "save_stage", "text_oof", "train_image_classifier", "train_text_classifier"]
 
 SPLITS = ("train", "val", "test")
 
@@ -138,6 +138,19 @@ def cross_fit(ds: Dataset, profile: Profile, train_fold: Callable[[Dataset, np.n
                                    "test": [train[i] for i in held]})
         oof[held] = train_fold(fold, fit, held).p_test
     return oof
+
+
+def repeat_seeds(train: Callable[[Profile], ClassifierRun], profile: Profile, first: ClassifierRun,
+                 *, progress: bool = True) -> dict[int, float]:
+    """Test micro-F1 by seed: ``first`` (the run with ``profile.seed``) and the same recipe retrained by
+    ``train(profile with another seed)`` for each of ``profile.classifier_seeds``, for Table 1's mean ± sd: what the
+    seed alone moves. Notebooks 02–04."""
+    from tqdm.auto import tqdm
+    out = {int(profile.seed): float(first.metrics["test"]["micro_f1"])}
+    for seed in tqdm(profile.classifier_seeds, desc="extra seeds", disable=not progress):
+        set_seed(int(seed))
+        out[int(seed)] = float(train(replace(profile, seed=int(seed))).metrics["test"]["micro_f1"])
+    return out
 
 
 def text_oof(make_model: Callable[[Dataset], keras.Model], td: TextData, ds: Dataset, profile: Profile) -> np.ndarray:

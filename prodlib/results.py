@@ -59,10 +59,12 @@ def run_numbers(profile: Any, ds: Any) -> dict[str, Any]:
 
 
 def single_table(val: FusionSet, test: FusionSet, modalities: Sequence[str], baselines: Mapping[str, Any],
-                 profile: Any, tune_on: FusionSet | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Table 1 beside the paper (each classifier's and TF-IDF baseline's test micro-F1, interval, F1 with per-class
-    thresholds tuned on held-out predictions: ``tune_on``, e.g. the out-of-fold set, else validation) and its
-    numbers; the best single neural model is the one with the best **validation** micro-F1."""
+                 profile: Any, tune_on: FusionSet | None = None,
+                 stages: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Table 1 beside the paper (each classifier's and TF-IDF baseline's test micro-F1, interval, F1 at a threshold
+    tuned on held-out predictions: ``tune_on``, e.g. the out-of-fold set, else validation; mean ± sd over the seeds
+    a stage's ``metrics.json`` holds) and its numbers; the best single neural model is the one with the best
+    **validation** micro-F1."""
     tune_on = tune_on or val
     singles_test = dict(zip(modalities, test.inputs, strict=True))
     held = dict(zip(modalities, tune_on.inputs, strict=True))
@@ -71,10 +73,12 @@ def single_table(val: FusionSet, test: FusionSet, modalities: Sequence[str], bas
     for name, res in baselines.items():
         singles_test[name] = res.probs_test
         thresholds[name] = fit_threshold(val.y, res.probs_val, **how)
+    by_seed = {m: list(s.load_json("metrics").get("test_f1_by_seed", {}).values()) for m, s in (stages or {}).items()}
     table = score_table(singles_test, test.y, n_boot=profile.bootstrap, seed=profile.seed, threshold=profile.threshold,
-                        class_thresholds=thresholds)
+                        class_thresholds=thresholds, f1_by_seed=by_seed)
     table = table.merge(paper.single_table(), on="model", how="left")
-    table = table[["model", "paper_f1", "f1", "ci_low", "ci_high", "f1_tuned"]]
+    table = table[[c for c in ("model", "paper_f1", "f1", "ci_low", "ci_high", "f1_tuned", "seeds_mean", "seeds_sd")
+                   if c in table]]
     f1 = table.set_index("model")["f1"]
     val_f1 = {m: 100 * micro_f1(val.y, p, profile.threshold) for m, p in zip(modalities, val.inputs, strict=True)}
     best = max(modalities, key=lambda m: val_f1[m])
@@ -152,11 +156,11 @@ def paired_differences(probs: Mapping[str, np.ndarray], pairs: Sequence[tuple[st
 
 
 def compare_pairs(methods: Sequence[str], best_single: str, modalities: Sequence[str]) -> list[tuple[str, str]]:
-    """The comparisons notebook 05 makes: each fusion method minus the best single model, the tri-modal network
-    minus each bi-modal one, late minus early fusion, honest minus naive fitting, out-of-fold minus validation fit."""
-    pairs = [(m, best_single) for m in methods]
+    """The comparisons of Table 3: each fusion method (fitted on validation, and out of fold where it was) minus the
+    best single model, the tri-modal network minus each bi-modal one, out-of-fold minus validation fit."""
+    pairs = [(m, best_single) for m in methods] + [(f"{m} (oof)", best_single) for m in methods]
     pairs += [("trimodal", m) for m in methods if "+" in m and len(modalities) > 2]
-    return pairs + [("trimodal", "early"), ("trimodal", "naive"), ("trimodal (oof)", "trimodal")]
+    return pairs + [("trimodal (oof)", "trimodal")]
 
 
 def difference_sentence(diffs: pd.DataFrame, a: str, b: str, a_name: str | None = None,
@@ -198,6 +202,11 @@ def table3_numbers(table3: pd.DataFrame, table1: pd.DataFrame, best_single: str,
         gain=round(tri - best, 1), gain_ci=f"{tri_diff['ci_low']:+.1f} to {tri_diff['ci_high']:+.1f}",
         trimodal_vs_best_sentence=difference_sentence(diffs, "trimodal", best_single, "The tri-modal network",
                                                       f"the best single model ({best_single})"),
+        oof_sentence=" ".join(filter(None, [
+            difference_sentence(diffs, "trimodal (oof)", "trimodal", "Fitted on out-of-fold predictions, the "
+                                "tri-modal network", "the same network fitted on validation"),
+            difference_sentence(diffs, "trimodal (oof)", best_single, "Fitted that way, it",
+                                "the best single model")])) or "This run fitted fusion on validation only.",
         best_method=t3["f1"].idxmax(), best_method_f1=round(float(t3["f1"].max()), 1),
         n_beat_best_single=sum(v == "above" for v in vs_best.values()),
         n_below_best_single=sum(v == "below" for v in vs_best.values()), n_methods=len(t3),

@@ -174,3 +174,18 @@ def test_table3_numbers_rank_methods_by_paired_intervals_and_keep_the_oracle_apa
     assert numbers["mean_vs_best"] == "not shown to differ from"
     assert numbers["oracle_f1"] == 90.0 and numbers["oracle_headroom"] == 18.5
     assert numbers["trimodal_vs_best_sentence"].startswith("The tri-modal network is better than")
+
+
+def test_repeat_seeds_retrains_with_each_extra_seed_and_keeps_the_first_run():
+    from prodlib.classifiers import repeat_seeds
+
+    profile = get_profile("smoke", classifier_seeds=[7, 8])
+    seen: list[int] = []
+
+    def train(p):  # noqa: ANN001, ANN202 - a stand-in recipe whose F1 is its seed / 100
+        seen.append(p.seed)
+        return SimpleNamespace(metrics={"test": {"micro_f1": p.seed / 100}})
+
+    first = SimpleNamespace(metrics={"test": {"micro_f1": 0.5}})
+    assert repeat_seeds(train, profile, first, progress=False) == {profile.seed: 0.5, 7: 0.07, 8: 0.08}
+    assert seen == [7, 8]
