@@ -170,14 +170,32 @@ def _retrying(action: Any, retries: int, backoff: float) -> Any:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def http_get(url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5) -> bytes:
-    """The body of a small download (a product image), retried like :func:`fetch`; raises :class:`HttpFailure`."""
+def http_get(url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5,
+             max_bytes: int | None = None, deadline: float | None = None) -> bytes:
+    """The body of a small download (a product image), retried like :func:`fetch` (a connection closed mid-body
+    too); raises :class:`HttpFailure`, of kind ``too_large`` past ``max_bytes`` and ``timeout`` when the whole
+    download, retries included, takes longer than ``deadline`` seconds (a server that trickles bytes)."""
+    start = time.monotonic()
+
     def once() -> bytes:
         with _request(url, timeout) as resp:
-            try:
-                return resp.read()
-            except Exception as exc:  # connection reset mid-body
-                raise _failure(exc, timeout) from exc
+            length = int(n) if (n := resp.headers.get("Content-Length")) and n.isdigit() else None
+            body = bytearray()
+            while True:
+                if max_bytes is not None and max(len(body), length or 0) > max_bytes:
+                    raise HttpFailure("too_large", f"more than {max_bytes:,} bytes", retry=False)
+                if deadline is not None and time.monotonic() - start > deadline:
+                    raise HttpFailure("timeout", f"not complete within {deadline:g} s", retry=False)
+                try:
+                    if not (block := resp.read1(_CHUNK)):
+                        break
+                except Exception as exc:  # connection reset mid-body
+                    raise _failure(exc, timeout) from exc
+                body += block
+            if length is not None and len(body) < length:
+                raise HttpFailure("network_error", f"connection closed after {len(body):,} of {length:,} bytes",
+                                  retry=True)
+            return bytes(body)
 
     return _retrying(once, retries, backoff)
 

@@ -108,7 +108,7 @@ def input_key(notebook: Path, params: Mapping[str, Any], previous: str, env: Map
         code.update(str(path.name).encode())
         code.update(path.read_bytes())
     names = ("PRODLIB_CATALOG", "PRODLIB_AMAZON2014", "KERAS_BACKEND", "PRODLIB_GLOVE", "PRODLIB_WORD2VEC",
-             "PRODLIB_IMAGE_WEIGHTS")
+             "PRODLIB_IMAGE_WEIGHTS", "PRODLIB_PARTIAL_INPUT")
     payload = {"notebook": hashlib.sha256(notebook.read_bytes()).hexdigest(), "params": params,
                "code": code.hexdigest(), "env": {k: env.get(k) for k in names}, "previous": previous,
                "files": dict(files or {})}
