@@ -610,3 +610,23 @@ def test_generic_spec_without_mapping_uses_our_column_names(tmp_path: Path) -> N
         read_catalog(f"generic:{bad}")
 
 
+
+
+def test_byte_order_mark_keeps_the_first_record(tmp_path: Path) -> None:
+    path = tmp_path / "meta_B.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"parent_asin": "B1", "title": "t", "categories": ["A"],
+                                                 "main_category": "A"}).encode() + b"\n")
+    table, rep = read_amazon2023(path)
+    assert list(table["id"]) == ["B1"] and rep.cleaned["byte-order mark removed"] == 1
+    old = write_2014(tmp_path / "meta_B.json", [repr(GOOD).encode()])
+    old.write_bytes(b"\xef\xbb\xbf" + old.read_bytes())
+    assert list(read_amazon2014(old).table["id"]) == ["A1"]
+
+
+def test_product_id_cannot_lead_the_image_lookup_out_of_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "x.jpg").write_bytes(b"secret")  # ../x.jpg seen from images/
+    (tmp_path / "flipkart_com-ecommerce_sample.csv").write_text(
+        'uniq_id,product_name,product_category_tree\n../x,Shoe,"[""Footwear >> Shoes""]"\n')
+    table, rep = read_flipkart(tmp_path)
+    assert table["image"].tolist() == [None] and rep.cleaned["no image file"] == 1

@@ -129,7 +129,7 @@ def raw_lines(path: Path, report: ReadReport) -> Iterator[bytes]:
 
 
 def decode_line(raw: bytes, report: ReadReport) -> str:
-    """One line as text: non-UTF-8 bytes replaced and NUL bytes removed, each repair counted."""
+    """One line as text: non-UTF-8 bytes replaced, NUL bytes and a byte-order mark removed, each repair counted."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -138,6 +138,9 @@ def decode_line(raw: bytes, report: ReadReport) -> str:
     if "\x00" in line:
         line = line.replace("\x00", "")
         report.fix("NUL bytes removed", line)
+    if line.startswith("\ufeff"):  # a byte-order mark before the first record
+        line = line[1:]
+        report.fix("byte-order mark removed", line)
     return line
 
 
