@@ -195,7 +195,7 @@ def csv_records(path: Path, report: ReadReport) -> Iterator[dict[str, Any]]:
             except csv.Error as e:
                 row, error = None, str(e)
             start, line_no = line_no + 1, line_no + len(src.row)
-            if row is not None and not any(c.strip() for c in row):
+            if not "".join(src.row).strip():  # a blank line
                 continue
             report.records_read += 1
             if row is not None and len(row) == len(header):
