@@ -198,17 +198,22 @@ def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | Non
     params = {"PROFILE": prof.name, "RUN_DIR": str(runs), "OVERRIDES": overrides}
     result, t_all, previous = RunResult(profile=prof.name), time.perf_counter(), ""
     files = file_fingerprints([os.environ.get("PRODLIB_CATALOG"), os.environ.get("PRODLIB_AMAZON2014"), prof.catalog])
+    last = max(n for n, rel in enumerate(notebooks, 1) if not only or any(rel.stem.startswith(o) for o in only))
     say(f"prodlib: profile {prof.name!r} — {total} notebooks → {out_dir}")
     for n, rel in enumerate(notebooks, 1):
         nb, out, state = root / rel, out_dir / rel.name, state_dir / f"{rel.stem}.json"
         key = previous = input_key(nb, params, previous, os.environ, files)
         selected = not only or any(rel.stem.startswith(o) for o in only)
-        done = state.exists() and out.exists() and json.loads(state.read_text()).get("key") == key
-        if (done and not force) or not selected:
+        try:  # a state file that cannot be read means "not finished"
+            finished = json.loads(state.read_text()).get("key") if state.exists() and out.exists() else None
+        except (OSError, ValueError, AttributeError):
+            finished = None
+        done, needed = finished == key, not selected and finished is None and n < last  # upstream of a selected one
+        if (done and not force) or (not selected and not needed):
             say(f"[{n}/{total}] {rel.stem}: skipped ({'unchanged' if done else 'not selected'})")
             result.notebooks.append({"notebook": rel.stem, "status": "skipped", "seconds": 0.0})
             continue
-        say(f"[{n}/{total}] {rel.stem}: running …")
+        say(f"[{n}/{total}] {rel.stem}: running{' (a later notebook needs it, no result yet)' if needed else ''} …")
         state.unlink(missing_ok=True)
         t0 = time.perf_counter()
         _execute(nb, out, params, root, progress)

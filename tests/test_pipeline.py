@@ -106,6 +106,16 @@ def test_overrides_run_in_their_own_folder_never_the_default_one(book, tmp_path)
         say=lambda _: None)
     assert (runs / "experiments" / "short" / "smoke" / "notebooks" / "02_b.ipynb").exists()
     assert (runs / "smoke" / "notebooks" / "02_b.ipynb").stat().st_mtime_ns == default
+    # an experiment's first --only run also runs the notebooks before it that have no result in its folder yet
+    res = run("smoke", root=book, run_dir=runs, book=False, overrides={"text_epochs": "2"}, only=["02"],
+              say=lambda _: None)
+    assert [n["status"] for n in res.notebooks] == ["executed", "executed"]
+    res = run("smoke", root=book, run_dir=runs, book=False, overrides={"text_epochs": "2"}, only=["02"], force=True,
+              say=lambda _: None)
+    assert [n["status"] for n in res.notebooks] == ["skipped", "executed"]
+    (runs / "smoke" / ".pipeline" / "01_a.json").write_text("{not json")  # unreadable state: not finished
+    res = run("smoke", root=book, run_dir=runs, book=False, say=lambda _: None)
+    assert [n["status"] for n in res.notebooks] == ["executed", "skipped"]
     with pytest.raises(PipelineError, match="matches no notebook"):
         run("smoke", root=book, run_dir=runs, book=False, only=["07"], say=lambda _: None)
 
