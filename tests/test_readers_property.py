@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from prodlib.catalog import read_amazon2014, read_amazon2018, read_amazon2023, read_generic
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEYS = ["asin", "parent_asin", "title", "description", "category", "categories", "main_category", "imUrl", "images",
         "image", "id", "name"]
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
