@@ -77,7 +77,8 @@ def test_profile_from_notebook_parameters():
     ({"threshold": "2"}, "threshold"), ({"seeds": "a,b"}, "seeds"), ({"fusion_units": "1,2,3,4"}, "fusion_units"),
     ({"dropout": 1}, "dropout"), ({"image_backbone": "vgg"}, "image_backbone"), ({"kim_windows": ""}, "kim_windows"),
     ({"n_products": 0}, "n_products"), ({"learning_rate": "-1e-3"}, "learning_rate"),
-    ({"fusion_folds": 1}, "fusion_folds"),
+    ({"fusion_folds": 1}, "fusion_folds"), ({"fusion_fit_on": "train"}, "fusion_fit_on"),
+    ({"oof_folds": 1}, "oof_folds"),
 ])
 def test_out_of_range_values_are_refused_naming_what_is_allowed(overrides, field):
     with pytest.raises(ProfileError, match=rf"{field}=.*\(allowed: "):
