@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="override a profile field, e.g. --set text_epochs=2")
     p_run.add_argument("--run-dir", type=Path, default=None, help="root of run folders (default ./runs)")
+    p_run.add_argument("--run-name", default=None, metavar="NAME",
+                       help="folder of this experiment under runs/experiments (default: made from the --set values)")
     p_run.add_argument("--build-root", type=Path, default=None,
                        help="folder that receives _build/ (default: the repository root)")
     sub.add_parser("profiles", help="list the profiles and their descriptions")
@@ -44,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:  # run() checks the profile and overrides before it executes anything
         run(args.profile, run_dir=args.run_dir, build_root=args.build_root, force=args.force,
-            overrides=_overrides(args.set), book=not args.no_book, only=args.only)
-    except (ProfileError, PipelineError) as exc:
+            overrides=_overrides(args.set), book=not args.no_book, only=args.only, name=args.run_name)
+    except (ProfileError, PipelineError, OSError) as exc:  # a message, never a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ProfileError) else 1
+    except KeyboardInterrupt:
+        print("interrupted; the next run resumes after the last finished notebook", file=sys.stderr)
+        return 130
     return 0
 
 

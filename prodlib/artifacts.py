@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import time
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -204,13 +205,16 @@ class StageArtifacts:
     def load_json(self, name: str) -> Any:
         if not (path := self.path / (name if name.endswith(".json") else f"{name}.json")).exists():
             raise ArtifactError(f"{path} does not exist; rerun stage {self.stage!r}")
-        return json.loads(path.read_text())
+        return _read(path, lambda: json.loads(path.read_text()), self.stage)
 
     def _npz(self, kind: str, split: str) -> dict[str, np.ndarray]:
         if not (path := self.path / f"{kind}_{split}.npz").exists():
             raise ArtifactError(f"{path} does not exist; stage {self.stage!r} saved no {split!r} {kind}")
-        with np.load(path, allow_pickle=False) as data:
-            return dict(data)
+        def load() -> dict[str, np.ndarray]:
+            with np.load(path, allow_pickle=False) as data:
+                return dict(data)
+
+        return _read(path, load, self.stage)
 
     def predictions(self, split: str) -> Predictions:
         """The stage's predictions for ``split`` (``val`` or ``test``)."""
@@ -226,6 +230,15 @@ class StageArtifacts:
         return f"StageArtifacts({self.stage!r}, profile={self.profile!r}, fingerprint={self.fingerprint[:12]!r})"
 
 
+def _read(path: Path, load: Any, stage: str) -> Any:
+    """``load()``, with an :class:`ArtifactError` that names the file and the fix when the file is corrupt."""
+    try:
+        return load()
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{path} is unreadable ({type(exc).__name__}: {exc}); rerun stage {stage!r} with "
+                            "python -m prodlib run --force") from None
+
+
 def load_stage(profile: str | Profile, stage: str, run_dir: str | os.PathLike[str] | None = None, *,
                fingerprint: str | None = None) -> StageArtifacts:
     """Open ``runs/<profile>/<stage>``; refused if unfinished, from another profile or other data (``fingerprint``)."""
@@ -234,7 +247,7 @@ def load_stage(profile: str | Profile, stage: str, run_dir: str | os.PathLike[st
     if not (manifest_path := path / "manifest.json").exists():
         raise ArtifactError(f"stage {stage!r} has no finished run for profile {name!r} ({manifest_path} is missing); "
                             f"run it first: python -m prodlib run --profile {name}")
-    art = StageArtifacts(path, json.loads(manifest_path.read_text()))
+    art = StageArtifacts(path, _read(manifest_path, lambda: json.loads(manifest_path.read_text()), stage))
     if art.profile != name:
         raise ArtifactMismatch(f"{path} holds a run of profile {art.profile!r}, not {name!r}")
     if fingerprint is not None and art.fingerprint != fingerprint:

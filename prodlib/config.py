@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Profile", "PROFILES", "ProfileError", "get_profile", "default_profile_name", "profile_from_params"]
+__all__ = ["Profile", "PROFILES", "ProfileError", "get_profile", "default_profile_name", "profile_from_params",
+           "validate_profile"]
 
 
 class ProfileError(ValueError):
@@ -146,7 +147,7 @@ def default_profile_name() -> str:
     return os.environ.get("PRODLIB_PROFILE", "smoke")
 
 
-def get_profile(name: str | Profile | None = None, **overrides: Any) -> Profile:
+def get_profile(name: str | Profile | None = None, /, **overrides: Any) -> Profile:
     """The profile ``name`` (default :func:`default_profile_name`) with ``overrides`` applied.
 
     >>> get_profile("smoke", text_epochs=2).text_epochs
@@ -157,7 +158,7 @@ def get_profile(name: str | Profile | None = None, **overrides: Any) -> Profile:
             raise ProfileError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} "
                                "(set PRODLIB_PROFILE or pass --profile)")
         name = PROFILES[name]
-    return _apply_overrides(name, overrides) if overrides else name
+    return validate_profile(_apply_overrides(name, overrides)) if overrides else name
 
 
 def profile_from_params(name: str | Profile | None, overrides: Mapping[str, Any] | str | None = None) -> Profile:
@@ -174,10 +175,66 @@ def profile_from_params(name: str | Profile | None, overrides: Mapping[str, Any]
     return get_profile(name, **dict(overrides or {}))
 
 
+_FIXED = {"name", "description", "extra"}  # chosen by the profile, never by an override
+_COUNT, _SIZE = ("an integer ≥ 1", lambda v: v >= 1), ("a fraction in (0, 1) or a count ≥ 1",
+                                                       lambda v: 0 < v < 1 if isinstance(v, float) else v >= 1)
+_RULES: dict[str, tuple[str, Any]] = {  # field: (what is allowed, test); the fields not named are free
+    **dict.fromkeys(["demo_products", "label_min_count", "image_max_side", "title_len", "desc_len", "max_vocab",
+                     "embedding_dim", "kim_filters", "text_epochs", "text_batch_size", "image_size", "image_epochs",
+                     "image_batch_size", "fusion_epochs", "fusion_batch_size", "early_epochs", "bootstrap"], _COUNT),
+    **dict.fromkeys(["patience", "fusion_patience", "early_patience", "fusion_min_updates", "trainable_layers"],
+                    ("an integer ≥ 0", lambda v: v >= 0)),
+    **dict.fromkeys(["learning_rate", "fusion_learning_rate", "early_learning_rate"],
+                    ("a number > 0", lambda v: v > 0)),
+    "test_size": _SIZE, "val_size": _SIZE,
+    "n_products": ("none or an integer ≥ 1", lambda v: v is None or v >= 1),
+    "fusion_folds": ("an integer ≥ 2", lambda v: v >= 2), "oof_folds": ("an integer ≥ 2", lambda v: v >= 2),
+    "fusion_fit_on": ("val or oof", lambda v: v in ("val", "oof")),
+    **dict.fromkeys(["threshold_min_support", "missed_min_support"], ("an integer ≥ 1", lambda v: v >= 1)),
+    "dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "threshold": ("a number in (0, 1)", lambda v: 0 < v < 1),
+    "mobilenet_alpha": ("one of 0.25, 0.5, 0.75, 1.0", lambda v: v in (0.25, 0.5, 0.75, 1.0)),
+    "label_mode": ("flat or path", lambda v: v in ("flat", "path")),
+    "title_embeddings": ("glove, word2vec or none", lambda v: v in ("glove", "word2vec", "none")),
+    "desc_embeddings": ("glove, word2vec or none", lambda v: v in ("glove", "word2vec", "none")),
+    "image_backbone": ("resnet50, mobilenet or auto", lambda v: v in ("resnet50", "mobilenet", "auto")),
+    "image_weights": ("imagenet or none", lambda v: v in ("imagenet", "none")),
+    "kim_windows": ("a non-empty list of integers ≥ 1", lambda v: v and all(_int(x) and x >= 1 for x in v)),
+    "fusion_units": ("two integers ≥ 1", lambda v: len(v) == 2 and all(_int(x) and x >= 1 for x in v)),
+    "early_units": ("a list of integers ≥ 1", lambda v: all(_int(x) and x >= 1 for x in v)),
+    "k_sweep": ("a list of integers ≥ 0", lambda v: all(_int(x) and x >= 0 for x in v)),
+    "seeds": ("a non-empty list of integers", lambda v: v and all(_int(x) for x in v)),
+}
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_profile(profile: Profile) -> Profile:
+    """``profile`` itself when every field is in its allowed range (:data:`_RULES`), else a :class:`ProfileError`
+    naming each bad field and what it allows. Run before anything runs (*Reproduce it yourself*)."""
+    bad = []
+    for key, (allowed, test) in _RULES.items():
+        value = getattr(profile, key)
+        try:
+            ok = bool(test(value))
+        except TypeError:
+            ok = False
+        if not ok:
+            bad.append(f"{key}={value!r} (allowed: {allowed})")
+    if bad:
+        raise ProfileError(f"profile {profile.name!r} has bad values: {'; '.join(bad)}")
+    return profile
+
+
 def _apply_overrides(profile: Profile, overrides: dict[str, Any]) -> Profile:
-    fields = [f.name for f in dataclasses.fields(profile) if f.name != "name"]
+    fields = [f.name for f in dataclasses.fields(profile) if f.name not in _FIXED]
     clean: dict[str, Any] = {}
     for key, value in overrides.items():
+        if key in _FIXED:
+            raise ProfileError(f"profile field {key!r} cannot be overridden; choose another profile with --profile "
+                               "(and name an experiment's run folder with --run-name)")
         if key not in fields:
             raise ProfileError(f"unknown profile field {key!r}; valid fields: {', '.join(fields)}")
         clean[key] = _coerce(key, value, getattr(profile, key))
@@ -185,6 +242,8 @@ def _apply_overrides(profile: Profile, overrides: dict[str, Any]) -> Profile:
 
 
 def _number(key: str, value: Any, kind: type, what: str) -> Any:
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ProfileError(f"profile field {key!r} takes {what}, got {value!r}")
     try:
         return kind(value)
     except (TypeError, ValueError):
@@ -205,12 +264,13 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ProfileError(f"profile field {key!r} takes a list, got {value!r}")
         return tuple(int(v) if str(v).lstrip("-").isdigit() else v for v in value)
-    sizes = key in {"test_size", "val_size"}
+    if key in {"test_size", "val_size"}:  # "3" is a count, "0.3" or "1.0" a fraction (checked by validate_profile)
+        digits = isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+        return _number(key, value, int if digits else float, "a fraction or a count")
     if isinstance(current, int):
-        return value if isinstance(value, float) and sizes else _number(key, value, int, "an integer")
+        return _number(key, value, int, "an integer")
     if isinstance(current, float):
-        number = _number(key, value, float, "a number")
-        return int(number) if sizes and number >= 1 and number.is_integer() else number
+        return _number(key, value, float, "a number")
     if current is None and key == "n_products":
         return None if value in (None, "", "none", "None") else _number(key, value, int, "an integer or none")
     if isinstance(current, str) and not isinstance(value, str):

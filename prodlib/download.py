@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import json
 import os
 import re
 import socket
@@ -19,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 __all__ = ["SOURCES", "DownloadError", "HttpFailure", "Source", "amazon2014_category", "fetch", "http_get", "offline",
            "reachable"]
@@ -49,7 +52,7 @@ class Source:
     env: str | None = None
 
 
-_SNAP = "http://snap.stanford.edu/data/amazon/productGraph"
+_SNAP = "https://snap.stanford.edu/data/amazon/productGraph"
 
 SOURCES: dict[str, Source] = {s.name: s for s in [
     Source("amazon2014", f"{_SNAP}/metadata.json.gz", "metadata.json.gz", env="PRODLIB_AMAZON2014",
@@ -167,14 +170,32 @@ def _retrying(action: Any, retries: int, backoff: float) -> Any:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def http_get(url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5) -> bytes:
-    """The body of a small download (a product image), retried like :func:`fetch`; raises :class:`HttpFailure`."""
+def http_get(url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5,
+             max_bytes: int | None = None, deadline: float | None = None) -> bytes:
+    """The body of a small download (a product image), retried like :func:`fetch` (a connection closed mid-body
+    too); raises :class:`HttpFailure`, of kind ``too_large`` past ``max_bytes`` and ``timeout`` when the whole
+    download, retries included, takes longer than ``deadline`` seconds (a server that trickles bytes)."""
+    start = time.monotonic()
+
     def once() -> bytes:
         with _request(url, timeout) as resp:
-            try:
-                return resp.read()
-            except Exception as exc:  # connection reset mid-body
-                raise _failure(exc, timeout) from exc
+            length = int(n) if (n := resp.headers.get("Content-Length")) and n.isdigit() else None
+            body = bytearray()
+            while True:
+                if max_bytes is not None and max(len(body), length or 0) > max_bytes:
+                    raise HttpFailure("too_large", f"more than {max_bytes:,} bytes", retry=False)
+                if deadline is not None and time.monotonic() - start > deadline:
+                    raise HttpFailure("timeout", f"not complete within {deadline:g} s", retry=False)
+                try:
+                    if not (block := resp.read1(_CHUNK)):
+                        break
+                except Exception as exc:  # connection reset mid-body
+                    raise _failure(exc, timeout) from exc
+                body += block
+            if length is not None and len(body) < length:
+                raise HttpFailure("network_error", f"connection closed after {len(body):,} of {length:,} bytes",
+                                  retry=True)
+            return bytes(body)
 
     return _retrying(once, retries, backoff)
 
@@ -201,6 +222,12 @@ class _Interrupted(Exception):
     """The connection ended before the file did (resume from the .part file)."""
 
 
+def _drop(part: Path) -> None:
+    """Remove a ``.part`` file and the validators saved beside it."""
+    part.unlink(missing_ok=True)
+    part.with_name(part.name + ".json").unlink(missing_ok=True)
+
+
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
     """(start, total) from ``Content-Range: bytes start-end/total`` (or ``bytes */total``)."""
     if not (m := re.match(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")):
@@ -208,32 +235,55 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
     return (int(m.group(1)) if m.group(1) is not None else None), (int(m.group(2)) if m.group(2) != "*" else None)
 
 
+def _validators(url: str, headers: Any, total: int | None) -> dict[str, Any]:
+    """What identifies one version of the file: the URL, a strong ETag, Last-Modified and the total length."""
+    etag = headers.get("ETag") or ""
+    return {"url": url, "etag": "" if etag.startswith("W/") else etag, "modified": headers.get("Last-Modified") or "",
+            "length": total}
+
+
 def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str) -> int | None:
-    """One HTTP request into ``part`` (resuming when it exists); returns the total size when the server said.
-    Raises ``_Interrupted`` when the body ended early and :class:`HttpFailure` when the request failed."""
+    """One HTTP request into ``part``, resuming it only when the validators saved beside it (``.part.json``) say it
+    is the same version of the file (``If-Range``); returns the total size when the server said. Raises
+    ``_Interrupted`` when the body ended early and :class:`HttpFailure` when the request failed."""
     from tqdm.auto import tqdm
-    offset = part.stat().st_size if part.exists() else 0
+    meta_path = part.with_name(part.name + ".json")
     try:
-        resp = _request(url, timeout, {"Range": f"bytes={offset}-"} if offset else None)
+        saved = json.loads(meta_path.read_text()) if part.exists() else {}
+    except (OSError, ValueError):
+        saved = {}
+    if saved.get("url") != url or not (saved.get("etag") or saved.get("modified") or saved.get("length")):
+        _drop(part)  # a .part of unknown origin is never resumed
+        saved = {}
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    if offset and (tag := saved.get("etag") or saved.get("modified")):
+        headers["If-Range"] = tag  # the server sends the whole file (200) if it changed
+    try:
+        resp = _request(url, timeout, headers)
     except HttpFailure as e:
         if e.kind == "http_416" and offset and isinstance(e.__cause__, urllib.error.HTTPError):
-            if _content_range(e.__cause__.headers.get("Content-Range"))[1] == offset:
+            if _content_range(e.__cause__.headers.get("Content-Range"))[1] == offset == saved.get("length"):
                 return offset  # the .part file is already complete
-            part.unlink()  # a stale .part the server cannot continue: start over
+            _drop(part)  # a stale .part the server cannot continue: start over
             raise _Interrupted(f"server refused to resume at byte {offset}; restarting") from e
         raise
     with resp:
         length_i = int(length) if (length := resp.headers.get("Content-Length")) and length.isdigit() else None
         if getattr(resp, "status", 200) == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
-            if start != offset:
-                part.unlink(missing_ok=True)
-                raise _Interrupted(f"server resumed at byte {start}, not {offset}; restarting")
+            now = _validators(url, resp.headers, total)
+            changed = [k for k in ("etag", "modified", "length") if saved.get(k) and now[k] and now[k] != saved[k]]
+            if start != offset or changed:
+                _drop(part)
+                why = f"the file changed on the server ({', '.join(changed)})" if changed else f"resumed at {start}"
+                raise _Interrupted(f"cannot resume at byte {offset}: {why}; restarting")
             mode = "ab"
             if total is None and length_i is not None:
                 total = offset + length_i
         else:  # 200: the whole file, whatever Range said
             offset, mode, total = 0, "wb", length_i
+            meta_path.write_text(json.dumps(_validators(url, resp.headers, total)))
         received = 0
         with open(part, mode) as fh, tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                                           desc=desc, disable=not progress, leave=False) as bar:
@@ -275,7 +325,16 @@ def fetch(source_or_url: str, dest_dir: str | os.PathLike[str], *, filename: str
     if not src.url:
         raise _explain(src, None, dest, "there is no direct download link (manual download)")
     dest_dir.mkdir(parents=True, exist_ok=True)
-    part, url = dest.with_name(dest.name + ".part"), src.url
+    with FileLock(dest.with_name(dest.name + ".lock")):  # a second fetch of this file waits, then finds it
+        if dest.is_file():
+            _verify_cached(dest, size, digest, src)
+            return dest
+        return _download(src, src.url, dest, size, digest, timeout, retries, progress)
+
+
+def _download(src: Source, url: str, dest: Path, size: int | None, digest: tuple[str, str] | None, timeout: float,
+              retries: int, progress: bool) -> Path:
+    part = dest.with_name(dest.name + ".part")
 
     def once() -> int | None:
         try:
@@ -300,6 +359,12 @@ def _hash_of(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
+def _marker(dest: Path) -> str:
+    """``size mtime_ns`` of ``dest``: a checksum marker holds the hash and this, trusted only while they agree."""
+    st = dest.stat()
+    return f"{st.st_size} {st.st_mtime_ns}"
+
+
 def _verify_cached(dest: Path, size: int | None, digest: tuple[str, str] | None, src: Source) -> None:
     if size is not None and (actual := dest.stat().st_size) != size:
         raise DownloadError(f"{dest} exists but has {actual:,} bytes, not the expected {size:,}: delete it to "
@@ -307,22 +372,27 @@ def _verify_cached(dest: Path, size: int | None, digest: tuple[str, str] | None,
     if digest:
         algorithm, expected = digest
         marker = dest.with_name(f"{dest.name}.{algorithm}")
-        if (known := marker.read_text().strip() if marker.is_file() else _hash_of(dest, algorithm)) != expected:
+        if marker.is_file() and marker.read_text().split() == [expected, *_marker(dest).split()]:
+            return  # hashed before, and the file has not changed since
+        if (known := _hash_of(dest, algorithm)) != expected:
             raise DownloadError(f"{dest} exists but its {algorithm} is {known}, not {expected}: delete it to "
                                 f"download {src.name} again, or replace it with a verified copy")
+        marker.write_text(f"{expected} {_marker(dest)}\n")
 
 
 def _finish(part: Path, dest: Path, size: int | None, digest: tuple[str, str] | None, src: Source) -> None:
     actual = part.stat().st_size if part.exists() else 0
     if size is not None and actual != size:
-        part.unlink(missing_ok=True)
+        _drop(part)
         raise DownloadError(f"download of {src.name} has {actual:,} bytes, expected {size:,}; removed it. "
                             f"{_local_hint(src, dest)}")
     if digest:
         algorithm, expected = digest
         if (got := _hash_of(part, algorithm)) != expected:
-            part.unlink(missing_ok=True)
+            _drop(part)
             raise DownloadError(f"download of {src.name} failed its checksum ({algorithm} {got}, expected "
                                 f"{expected}); removed it. {_local_hint(src, dest)}")
-        dest.with_name(f"{dest.name}.{algorithm}").write_text(expected + "\n")
     os.replace(part, dest)
+    part.with_name(part.name + ".json").unlink(missing_ok=True)
+    if digest:
+        dest.with_name(f"{dest.name}.{digest[0]}").write_text(f"{digest[1]} {_marker(dest)}\n")

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from prodlib.artifacts import atomic_write
 from prodlib.download import HttpFailure, http_get
@@ -35,7 +36,8 @@ USABLE_OUTCOMES = ("ok",)  # plus every ``converted_<mode>`` outcome, see ImageR
 class ImageReport:
     """The outcome of :func:`prepare_images` for every product (notebook 01). ``log`` has one row per product:
     ``id``, ``source``, ``outcome`` (``ok``, ``converted_<mode>``, ``missing``, ``file_not_found``, ``http_<status>``,
-    ``timeout``, ``network_error``, ``not_image``, ``truncated``, ``too_large``, ``placeholder``, ``error``),
+    ``timeout``, ``network_error``, ``not_image``, ``truncated``, ``too_large``, ``placeholder``, ``write_failed``,
+    ``error``),
     ``detail``, ``path`` (the stored file or empty) and ``resumed`` (reused from an earlier run)."""
 
     log: pd.DataFrame
@@ -129,6 +131,9 @@ def _normalise(data: bytes | Path, max_side: int) -> tuple[Image.Image, str, str
         if min(w, h) < MIN_SIDE:
             raise _Reject("placeholder", f"{fmt} {w}x{h} is too small to be a product photo")
         detail = f"{fmt} {mode} {w}x{h}" + (f", first of {frames} frames" if frames > 1 else "")
+        if im.getexif().get(0x0112, 1) != 1:  # the EXIF Orientation tag
+            im, detail = ImageOps.exif_transpose(im), detail + ", turned by its EXIF orientation"
+        im = _eight_bit(im)
         if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
             rgba = im.convert("RGBA")
             out = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -142,6 +147,18 @@ def _normalise(data: bytes | Path, max_side: int) -> tuple[Image.Image, str, str
     return out, outcome, detail
 
 
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greyscale scaled to 8 bits (Pillow's own conversion clips them: almost white)."""
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode == "F":
+        top = 1.0 if a.max() <= 1 else 255.0
+    else:  # I;16 is 16-bit; I (32-bit, how Pillow may open a 16-bit PNG) is judged by its values
+        top = 255.0 if im.mode == "I" and a.max() <= 255 else 65535.0
+    return Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
 def check_image_file(path: str | os.PathLike[str] | None) -> bool:
     """True when ``path`` exists and decodes completely (used before training, notebook 04)."""
     try:
@@ -153,7 +170,7 @@ def check_image_file(path: str | os.PathLike[str] | None) -> bool:
 
 
 def _process(pid: str, source: Any, out_dir: Path, max_side: int, timeout: float, retries: int,
-             backoff: float, previous: dict[str, str]) -> dict[str, Any]:
+             backoff: float, previous: dict[str, str], max_bytes: int, deadline: float) -> dict[str, Any]:
     row: dict[str, Any] = {"id": pid, "source": "" if source is None else str(source), "outcome": "",
                            "detail": "", "path": "", "resumed": False}
     target = out_dir / _safe_name(pid)
@@ -167,15 +184,24 @@ def _process(pid: str, source: Any, out_dir: Path, max_side: int, timeout: float
             if is_placeholder_url(source):
                 raise _Reject("placeholder", "URL of a known placeholder image (not downloaded)")
             try:
-                data: bytes | Path = http_get(source, timeout=timeout, retries=retries, backoff=backoff)
+                data: bytes | Path = http_get(source, timeout=timeout, retries=retries, backoff=backoff,
+                                              max_bytes=max_bytes, deadline=deadline)
             except HttpFailure as failure:
                 raise _Reject("network_error" if failure.kind == "host_not_found" else failure.kind,
                               failure.detail) from None
         elif not (data := Path(source)).is_file():
             raise _Reject("file_not_found", f"{source} does not exist")
+        elif data.stat().st_size > max_bytes:
+            raise _Reject("too_large", f"{data.stat().st_size:,} bytes, more than {max_bytes:,}")
         image, outcome, detail = _normalise(data, max_side)
-        with atomic_write(target) as tmp:
-            image.save(tmp, format="JPEG", quality=90)
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=90)
+        try:  # a full disk must not leave a cut file recorded as ok
+            with atomic_write(target) as tmp:
+                if (written := tmp.write_bytes(buf.getvalue())) != buf.tell() or tmp.stat().st_size != written:
+                    raise OSError(f"{written:,} of {buf.tell():,} bytes written")
+        except OSError as exc:
+            raise _Reject("write_failed", f"{target}: {exc}") from None
         row.update(outcome=outcome, detail=detail, path=str(target))
     except _Reject as rej:
         row.update(outcome=rej.outcome, detail=rej.detail)
@@ -185,12 +211,13 @@ def _process(pid: str, source: Any, out_dir: Path, max_side: int, timeout: float
 
 
 def prepare_images(images: pd.Series, out_dir: str | os.PathLike[str], *, max_side: int = 256, workers: int = 8,
-                   timeout: float = 10.0, retries: int = 2, backoff: float = 0.5,
-                   progress: bool = True) -> tuple[pd.Series, ImageReport]:
+                   timeout: float = 10.0, retries: int = 2, backoff: float = 0.5, max_bytes: int = 20 << 20,
+                   deadline: float = 60.0, progress: bool = True) -> tuple[pd.Series, ImageReport]:
     """Acquire and validate the image of every product (notebook 01). ``images`` maps product id to a local path,
     an ``http(s)`` URL or ``None``; URLs are fetched in ``workers`` threads (``timeout`` per attempt, ``retries``
-    retries ``backoff * 2**n`` s apart). Images become RGB JPEG files in ``out_dir`` (transparency on white, first GIF
-    frame, at most ``max_side`` pixels long); files validated by an earlier run are reused. Returns ``(paths,
+    retries ``backoff * 2**n`` s apart, at most ``max_bytes`` and ``deadline`` seconds per image). Images become RGB
+    JPEG files in ``out_dir`` (EXIF orientation applied, 16-bit scaled to 8, transparency on white, first GIF frame,
+    at most ``max_side`` pixels long); files validated by an earlier run are reused. Returns ``(paths,
     report)``: each id's stored file or ``None``, and the :class:`ImageReport`, also in ``out_dir/outcomes.csv``."""
     if max_side < MIN_SIDE:
         raise ValueError(f"max_side={max_side} is too small; use at least {MIN_SIDE} (e.g. 256)")
@@ -207,7 +234,8 @@ def prepare_images(images: pd.Series, out_dir: str | os.PathLike[str], *, max_si
         raise ValueError("images must be indexed by unique product ids")
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_process, pid, src, out, max_side, timeout, retries, backoff, previous)
+        futures = [pool.submit(_process, pid, src, out, max_side, timeout, retries, backoff, previous, max_bytes,
+                               deadline)
                    for pid, src in zip(ids, images.tolist(), strict=True)]
         done = as_completed(futures)
         if progress:

@@ -28,8 +28,8 @@ def flatten_paths(paths: Iterable[Sequence[str]], mode: str = "flat") -> list[st
     if mode not in LABEL_MODES:
         raise ValueError(f"unknown label mode {mode!r}; choose one of {', '.join(LABEL_MODES)}")
     seen: dict[str, None] = {}
-    for path in paths or ():
-        names = [str(n).strip() for n in path if str(n).strip()]
+    for path in [paths] if isinstance(paths, str) else paths or ():  # a plain string is one node, not its letters
+        names = [str(n).strip() for n in ([path] if isinstance(path, str) else path) if str(n).strip()]
         for depth, name in enumerate(names):
             seen.setdefault(name if mode == "flat" else PATH_SEP.join(names[: depth + 1]), None)
     return list(seen)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from prodlib.artifacts import repo_root, run_root
-from prodlib.config import Profile, get_profile
+from prodlib.config import Profile, ProfileError, get_profile, validate_profile
 
-__all__ = ["NotebookFailed", "PipelineError", "RunResult", "input_key", "run", "toc_notebooks"]
+__all__ = ["NotebookFailed", "PipelineError", "RunResult", "file_fingerprints", "input_key", "run", "run_name",
+           "toc_notebooks"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _say = partial(print, flush=True)
@@ -65,17 +66,52 @@ def toc_notebooks(root: Path) -> list[Path]:
     return out
 
 
-def input_key(notebook: Path, params: Mapping[str, Any], previous: str, env: Mapping[str, str]) -> str:
+_FULL_HASH = 64 << 20  # larger files are fingerprinted by their first and last MiB (with size and mtime)
+
+
+def file_fingerprints(specs: Iterable[str | None]) -> dict[str, Any]:
+    """Size, modification time and a content hash of each file a catalog spec names (``[format:]path``); for a
+    folder, its top-level files so, and the names, sizes and times of the files below (a Flipkart folder's images)."""
+    def one(path: Path, content: bool) -> list[Any]:
+        st = path.stat()
+        if not content:
+            return [st.st_size, st.st_mtime_ns]
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            h.update(fh.read() if st.st_size <= _FULL_HASH else fh.read(1 << 20))
+            if st.st_size > _FULL_HASH:
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read())
+        return [st.st_size, st.st_mtime_ns, h.hexdigest()]
+
+    out: dict[str, Any] = {}
+    for spec in filter(None, specs):
+        for cand in (spec, spec.split(":", 1)[-1]):
+            if (path := Path(cand).expanduser()).is_file():
+                out[spec] = one(path, True)
+            elif path.is_dir():
+                out[spec] = {str(f.relative_to(path)): one(f, f.parent == path)
+                             for f in sorted(path.rglob("*")) if f.is_file()}
+            else:
+                continue
+            break
+    return out
+
+
+def input_key(notebook: Path, params: Mapping[str, Any], previous: str, env: Mapping[str, str],
+              files: Mapping[str, Any] | None = None) -> str:
     """What a notebook's result depends on: its source, the parameters, prodlib's code, the catalog and
-    weights named in the environment and the previous notebook's key (so upstream reruns propagate)."""
+    weights named in the environment, the catalog files' :func:`file_fingerprints` and the previous notebook's
+    key (so upstream reruns propagate)."""
     code = hashlib.sha256()
     for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
         code.update(str(path.name).encode())
         code.update(path.read_bytes())
     names = ("PRODLIB_CATALOG", "PRODLIB_AMAZON2014", "KERAS_BACKEND", "PRODLIB_GLOVE", "PRODLIB_WORD2VEC",
-             "PRODLIB_IMAGE_WEIGHTS")
+             "PRODLIB_IMAGE_WEIGHTS", "PRODLIB_PARTIAL_INPUT")
     payload = {"notebook": hashlib.sha256(notebook.read_bytes()).hexdigest(), "params": params,
-               "code": code.hexdigest(), "env": {k: env.get(k) for k in names}, "previous": previous}
+               "code": code.hexdigest(), "env": {k: env.get(k) for k in names}, "previous": previous,
+               "files": dict(files or {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -121,35 +157,63 @@ def _execute(nb: Path, out: Path, params: dict[str, Any], cwd: Path, progress: b
             os.environ["MPLBACKEND"] = backend
 
 
+def run_name(overrides: Mapping[str, Any], name: str | None = None) -> str | None:
+    """The folder of an experiment under ``runs/experiments``: ``name`` (checked), else one made from the
+    overrides (``text_epochs=2``); ``None`` for the default run. Chapter *Reproduce it yourself*."""
+    if name is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._=+-]{0,79}", name):
+            raise ProfileError(f"--run-name {name!r}: use up to 80 letters, digits and . _ = + - "
+                               "(starting with a letter or digit)")
+        return name
+    if not overrides:
+        return None
+    slug = re.sub(r"[^A-Za-z0-9._=+-]+", "-", "+".join(f"{k}={v}" for k, v in sorted(overrides.items())))
+    digest = hashlib.sha256(json.dumps(dict(overrides), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return slug if len(slug) <= 60 else f"{slug[:50]}-{digest}"
+
+
 def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | None = None,
         build_root: Path | None = None, force: bool = False, overrides: Mapping[str, Any] | None = None,
-        book: bool = True, only: Iterable[str] = (), progress: bool | None = None,
+        book: bool = True, only: Iterable[str] = (), progress: bool | None = None, name: str | None = None,
         say: Callable[[str], None] = _say) -> RunResult:
     """Execute the TOC's notebooks for ``profile`` into ``run_dir/<profile>/notebooks``, then build the book
-    into ``build_root/_build/html`` (default: the repository root). A notebook is skipped when its
-    :func:`input_key` and executed copy are those of its last success (``force`` reruns everything)."""
+    into ``build_root/_build/html`` (default: the repository root). With ``overrides`` or a ``name`` the run
+    lives in ``run_dir/experiments/<name>/<profile>`` (:func:`run_name`), never in the default run's folder. A
+    notebook is skipped when its :func:`input_key` and executed copy are those of its last success (``force``
+    reruns everything)."""
     overrides = dict(overrides or {})
-    prof = get_profile(profile, **overrides)  # validates the name and overrides before anything runs
+    prof = validate_profile(get_profile(profile, **overrides))  # name, fields and ranges, before anything runs
+    experiment = run_name(overrides, name)
     root, runs = (root or repo_root()).resolve(), run_root(run_dir).resolve()
+    runs = runs / "experiments" / experiment if experiment else runs
     out_dir, state_dir = runs / prof.name / "notebooks", runs / prof.name / ".pipeline"
     state_dir.mkdir(parents=True, exist_ok=True)
     if not (notebooks := toc_notebooks(root)):
         raise PipelineError("_toc.yml lists no notebooks")
     only, total = set(only), len(notebooks)
+    if only and not any(rel.stem.startswith(o) for rel in notebooks for o in only):
+        raise PipelineError(f"--only {', '.join(sorted(only))} matches no notebook of _toc.yml "
+                            f"({', '.join(rel.stem for rel in notebooks)})")
     progress = sys.stdout.isatty() if progress is None else progress
     params = {"PROFILE": prof.name, "RUN_DIR": str(runs), "OVERRIDES": overrides}
     result, t_all, previous = RunResult(profile=prof.name), time.perf_counter(), ""
+    files = file_fingerprints([os.environ.get("PRODLIB_CATALOG"), os.environ.get("PRODLIB_AMAZON2014"), prof.catalog])
+    last = max(n for n, rel in enumerate(notebooks, 1) if not only or any(rel.stem.startswith(o) for o in only))
     say(f"prodlib: profile {prof.name!r} — {total} notebooks → {out_dir}")
     for n, rel in enumerate(notebooks, 1):
         nb, out, state = root / rel, out_dir / rel.name, state_dir / f"{rel.stem}.json"
-        key = previous = input_key(nb, params, previous, os.environ)
+        key = previous = input_key(nb, params, previous, os.environ, files)
         selected = not only or any(rel.stem.startswith(o) for o in only)
-        done = state.exists() and out.exists() and json.loads(state.read_text()).get("key") == key
-        if (done and not force) or not selected:
+        try:  # a state file that cannot be read means "not finished"
+            finished = json.loads(state.read_text()).get("key") if state.exists() and out.exists() else None
+        except (OSError, ValueError, AttributeError):
+            finished = None
+        done, needed = finished == key, not selected and finished is None and n < last  # upstream of a selected one
+        if (done and not force) or (not selected and not needed):
             say(f"[{n}/{total}] {rel.stem}: skipped ({'unchanged' if done else 'not selected'})")
             result.notebooks.append({"notebook": rel.stem, "status": "skipped", "seconds": 0.0})
             continue
-        say(f"[{n}/{total}] {rel.stem}: running …")
+        say(f"[{n}/{total}] {rel.stem}: running{' (a later notebook needs it, no result yet)' if needed else ''} …")
         state.unlink(missing_ok=True)
         t0 = time.perf_counter()
         _execute(nb, out, params, root, progress)

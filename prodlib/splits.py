@@ -44,6 +44,10 @@ def split_ids(ids: Sequence[str], test_size: float | int, val_size: float | int,
     order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
     n_train = len(order) - _count(test_size, len(ids), "test_size")
     n_val = _count(val_size, n_train, "val_size")
+    if min(n_train - n_val, n_val, len(order) - n_train) < 1:
+        raise ValueError(f"{len(order)} products split into {n_train - n_val} train, {n_val} validation and "
+                         f"{len(order) - n_train} test (test_size={test_size!r}, val_size={val_size!r}): every "
+                         "split needs a product; use a larger catalog, a lower label_min_count or other sizes")
     return {"train": order[n_val:n_train], "val": order[:n_val], "test": order[n_train:]}
 
 

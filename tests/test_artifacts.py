@@ -76,3 +76,19 @@ def test_bad_predictions_are_rejected(tmp_path):
     ids, feats = load_stage("smoke", "02_title", tmp_path).features("val")
     assert ids.tolist() == ["a"] and feats.shape == (1, 4)
     assert json.loads((out.path / "manifest.json").read_text())["stage"] == "02_title"
+
+
+def test_corrupt_artifact_files_name_the_file_and_the_fix(tmp_path):
+    out = _write(tmp_path, "smoke", "02_title", "a" * 64)
+    folder = stage_path("smoke", "02_title", tmp_path)
+    art = load_stage("smoke", "02_title", tmp_path)
+    (folder / "predictions_test.npz").write_bytes(b"PK\x03\x04 not a zip")
+    (folder / "metrics.json").write_text('{"micro_f1": 0.')
+    with pytest.raises(ArtifactError, match="predictions_test.npz is unreadable.*--force"):
+        art.predictions("test")
+    with pytest.raises(ArtifactError, match="metrics.json is unreadable"):
+        art.load_json("metrics")
+    (folder / "manifest.json").write_text("{")
+    with pytest.raises(ArtifactError, match="manifest.json is unreadable"):
+        load_stage("smoke", "02_title", tmp_path)
+    assert out is not None

@@ -8,7 +8,9 @@ import gzip
 import json
 import os
 import random
+import re
 import warnings
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -348,24 +350,82 @@ def test_multi_member_gzip_and_plain_files_read_fully(tmp_path: Path) -> None:
     assert list(read_amazon2014(plain).table["id"]) == list(table["id"])
 
 
-def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
+def test_truncated_gzip_fails_loudly_unless_partial_input_is_allowed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_2014(tmp_path / "cut.json.gz", [repr(GOOD).encode()] * 2000)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) - 20])  # drop the gzip trailer and the end of the stream
+    with pytest.raises(CatalogError, match="cut short after .*PRODLIB_PARTIAL_INPUT=1"):
+        read_amazon2014(path)
+    monkeypatch.setenv("PRODLIB_PARTIAL_INPUT", "1")
     table, rep = read_amazon2014(path)
-    assert rep.skipped["file cut short (compressed stream ended early)"] == 1
-    assert any("ends early" in n for n in rep.notes) and rep.consistent
+    assert rep.skipped["partial line at damage in the compressed file"] == 1
+    assert "cut short" in rep.damage and rep.damage in rep.notes and rep.consistent
     assert len(table) == 1 and rep.duplicates == rep.records_read - 2  # every complete line before the cut
     assert rep.records_read > 1900
+
+
+def test_damaged_gzip_keeps_every_record_before_the_damage_and_says_where(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRODLIB_PARTIAL_INPUT", "1")
+    n = 40_000  # issue 17: a 40,000-record file lost 1,060 records, reported as one skipped line
     lines = [repr({"asin": f"Z{i}", "title": f"t{i} {random.Random(i).random()}", "categories": [["X"]]}).encode()
-             for i in range(10_000)]
-    raw = write_2014(path, lines).read_bytes()
-    corrupt = bytearray(raw)
-    corrupt[len(raw) * 3 // 4: len(raw) * 3 // 4 + 64] = bytes(64)  # zeros inside the deflate stream
-    path.write_bytes(bytes(corrupt))
-    table, rep = read_amazon2014(path)
-    assert rep.skipped["file cut short (compressed stream ended early)"] == 1 and rep.consistent
-    assert 1000 < len(table) < 9000 and list(table["id"]) == [f"Z{i}" for i in range(len(table))]
+             for i in range(n)]
+    first, second = (gzip.compress(b"\n".join(part) + b"\n") for part in (lines[:30_000], lines[30_000:]))
+    path = tmp_path / "meta_Z.json.gz"
+    path.write_bytes(first + second[:2] + b"\x09" + second[3:])  # the second member's header is damaged
+    monkeypatch.delenv("PRODLIB_PARTIAL_INPUT")
+    with pytest.raises(CatalogError, match="30,000 products were read before the damage") as err:
+        read_amazon2014(path, workers=1)
+    at = int(re.search(r"damaged at compressed byte ([\d,]+) of", str(err.value)).group(1).replace(",", ""))
+    assert 0 <= at - len(first) <= 10  # zlib notices a bad header byte a few bytes on
+    monkeypatch.setenv("PRODLIB_PARTIAL_INPUT", "1")
+    table, rep = read_amazon2014(path, workers=1)
+    assert list(table["id"]) == [f"Z{i}" for i in range(30_000)] and rep.consistent and not rep.skipped
+    lost, size = len(first) + len(second) - at, len(first) + len(second)
+    assert f"the {lost:,} bytes after it ({lost / size:.1%}) could not be read" in rep.damage
+    # zeros inside a deflate stream decode to garbage that only the CRC check catches: every record before the
+    # damage is kept, the garbled ones are counted as skipped, and the report says the file is corrupt
+    raw = gzip.compress(b"\n".join(lines) + b"\n")
+    at = len(raw) * 3 // 4
+    path.write_bytes(raw[:at] + bytes(64) + raw[at + 64:])
+    table, rep = read_amazon2014(path, workers=1)
+    ids = list(table["id"])
+    assert ids == [f"Z{i}" for i in range(len(ids))] and rep.consistent
+    before = zlib.decompressobj(wbits=31).decompress(raw[:at]).count(b"\n")  # the lines wholly before the damage
+    assert before - 1 <= len(ids) < n and rep.n_skipped > 0 and "part of it is corrupt" in rep.damage
+
+
+def test_gzip_with_a_bad_crc_keeps_all_records(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = shared / "amazon2018" / "meta_Gift_Cards.json.gz"
+    raw = bytearray(src.read_bytes())
+    raw[-8] ^= 1  # one bit of the CRC-32: the data itself is intact
+    path = tmp_path / src.name
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CatalogError, match="part of it is corrupt"):
+        read_catalog(str(path))  # was: "read 1 records, kept 0"
+    monkeypatch.setenv("PRODLIB_PARTIAL_INPUT", "1")
+    table, rep = read_catalog(str(path))
+    good = read_catalog(str(src))
+    assert rep.records_read == good.report.records_read == 1547 and len(table) == len(good.table)
+
+
+def test_unterminated_csv_quote_is_reported_with_its_line_and_the_rows_after_it_kept(tmp_path: Path) -> None:
+    from prodlib.catalog.records import csv_records
+
+    rows = ["id,title,category"] + [f"p{i},title {i},A" for i in range(100)]
+    rows[13] = 'p12,"title 12 never closed,A'  # issue 17: swallowed 88 of 100 rows into one field
+    path = tmp_path / "c.csv"
+    path.write_text("\n".join(rows) + "\n")
+    rep = ReadReport("test")
+    got = [r["id"] for r in csv_records(path, rep)]
+    assert got == [f"p{i}" for i in range(100) if i != 12]
+    assert rep.records_read == 100 and rep.skipped == {"unterminated quote (its line skipped, the lines after it read "
+                                                       "again)": 1}
+    assert "line 14" in rep.examples[next(iter(rep.skipped))][0] and any("line 14" in n for n in rep.notes)
+    multiline = tmp_path / "m.csv"  # a quoted field over two lines is a legitimate row
+    multiline.write_text('id,title,category\np1,"two\nlines",A\np2,t,B\n')
+    assert [r["title"] for r in csv_records(multiline, ReadReport("m"))] == ["two\nlines", "t"]
 
 
 def test_amazon2014_id_with_a_lone_surrogate_is_repaired(tmp_path: Path) -> None:
@@ -550,3 +610,23 @@ def test_generic_spec_without_mapping_uses_our_column_names(tmp_path: Path) -> N
         read_catalog(f"generic:{bad}")
 
 
+
+
+def test_byte_order_mark_keeps_the_first_record(tmp_path: Path) -> None:
+    path = tmp_path / "meta_B.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"parent_asin": "B1", "title": "t", "categories": ["A"],
+                                                 "main_category": "A"}).encode() + b"\n")
+    table, rep = read_amazon2023(path)
+    assert list(table["id"]) == ["B1"] and rep.cleaned["byte-order mark removed"] == 1
+    old = write_2014(tmp_path / "meta_B.json", [repr(GOOD).encode()])
+    old.write_bytes(b"\xef\xbb\xbf" + old.read_bytes())
+    assert list(read_amazon2014(old).table["id"]) == ["A1"]
+
+
+def test_product_id_cannot_lead_the_image_lookup_out_of_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "x.jpg").write_bytes(b"secret")  # ../x.jpg seen from images/
+    (tmp_path / "flipkart_com-ecommerce_sample.csv").write_text(
+        'uniq_id,product_name,product_category_tree\n../x,Shoe,"[""Footwear >> Shoes""]"\n')
+    table, rep = read_flipkart(tmp_path)
+    assert table["image"].tolist() == [None] and rep.cleaned["no image file"] == 1

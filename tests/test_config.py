@@ -70,3 +70,49 @@ def test_profile_from_notebook_parameters():
         profile_from_params("smoke", "{text_epochs: 3")
     with pytest.raises(ProfileError, match="mapping"):
         profile_from_params("smoke", ["text_epochs"])
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"text_epochs": "-3"}, "text_epochs"), ({"test_size": "1.0"}, "test_size"), ({"val_size": 0}, "val_size"),
+    ({"threshold": "2"}, "threshold"), ({"seeds": "a,b"}, "seeds"), ({"fusion_units": "1,2,3,4"}, "fusion_units"),
+    ({"dropout": 1}, "dropout"), ({"image_backbone": "vgg"}, "image_backbone"), ({"kim_windows": ""}, "kim_windows"),
+    ({"n_products": 0}, "n_products"), ({"learning_rate": "-1e-3"}, "learning_rate"),
+    ({"fusion_folds": 1}, "fusion_folds"), ({"fusion_fit_on": "train"}, "fusion_fit_on"),
+    ({"oof_folds": 1}, "oof_folds"),
+])
+def test_out_of_range_values_are_refused_naming_what_is_allowed(overrides, field):
+    with pytest.raises(ProfileError, match=rf"{field}=.*\(allowed: "):
+        get_profile("smoke", **overrides)
+
+
+@pytest.mark.parametrize("field", ["name", "description", "extra"])
+def test_fields_fixed_by_the_profile_cannot_be_overridden(field):
+    # --set name=full used to end in a TypeError (get_profile's own name argument)
+    with pytest.raises(ProfileError, match="cannot be overridden"):
+        get_profile("smoke", **{field: "full"})
+
+
+def test_sizes_are_counts_or_fractions_never_silently_one_product():
+    assert get_profile("smoke", test_size="3").test_size == 3
+    assert get_profile("smoke", test_size="0.3").test_size == 0.3
+    with pytest.raises(ProfileError, match="integer"):
+        get_profile("smoke", text_epochs=2.5)
+
+
+def test_builtin_profiles_are_valid():
+    from prodlib.config import validate_profile
+
+    for prof in PROFILES.values():
+        assert validate_profile(prof) is prof
+
+
+def test_cli_bad_values_exit_2_before_anything_runs(tmp_path, capsys):
+    from prodlib.__main__ import main
+
+    for pair in ["text_epochs=-3", "name=full", "test_size=1.0", "threshold=2", "seeds=a,b", "fusion_units=1,2,3,4",
+                 "extra=1"]:
+        assert main(["run", "--profile", "smoke", "--no-book", "--run-dir", str(tmp_path), "--set", pair]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err, pair
+    assert main(["run", "--run-dir", str(tmp_path), "--run-name", "../x"]) == 2
+    assert not any(tmp_path.iterdir())

@@ -249,3 +249,92 @@ def test_split_images_and_prevalence(tmp_path):
     y = np.array([[1, 0, 1], [1, 0, 0], [1, 1, 0], [0, 0, 0]])
     p = P.prevalence_probs(y, 3)
     assert p.shape == (3, 3) and np.allclose(p[0], [0.75, 0.25, 0.25])
+
+
+class _FaultServer:
+    """Serves one good JPEG under fault paths: /huge announces 50 MB, /trickle sends a byte every 0.1 s, /cut
+    closes the first connection halfway through the body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.hits: dict[str, int] = {}
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                srv.hits[self.path] = n = srv.hits.get(self.path, 0) + 1
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(50_000_000 if self.path == "/huge" else len(body)))
+                self.end_headers()
+                try:
+                    if self.path == "/trickle":
+                        for i in range(len(body)):
+                            self.wfile.write(body[i: i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.1)
+                    elif self.path == "/cut" and n == 1:
+                        self.wfile.write(body[: len(body) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                    else:
+                        self.wfile.write(body * (1000 if self.path == "/huge" else 1))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_size_cap_deadline_and_a_connection_broken_mid_body(tmp_path):
+    srv = _FaultServer(_jpeg())
+    try:
+        series = pd.Series({k: f"{srv.url}/{k}" for k in ("huge", "trickle", "cut")})
+        t0 = time.perf_counter()
+        _, report = I.prepare_images(series, tmp_path, timeout=0.5, retries=1, backoff=0.01, max_bytes=100_000,
+                                     deadline=1.0, progress=False)
+        took = time.perf_counter() - t0
+    finally:
+        srv.httpd.shutdown()
+        srv.httpd.server_close()
+    outcome = report.log.set_index("id")["outcome"].to_dict()
+    # before: the 50 MB body was buffered whole, the trickle took the whole body's time, the cut body counted as
+    # truncated without a retry
+    assert outcome == {"huge": "too_large", "trickle": "timeout", "cut": "ok"}
+    assert srv.hits["/cut"] == 2 and srv.hits["/trickle"] == 1 and took < 3.0
+
+
+def test_sixteen_bit_greyscale_and_exif_orientation(tmp_path):
+    grey = (np.arange(64 * 64).reshape(64, 64) * 8).astype(np.uint16)  # 0..32,760 of 65,535: mid grey
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    tall = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = tall.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    tall.save(tmp_path / "turned.jpg", exif=exif.tobytes())
+    sources = pd.Series({"g16": str(tmp_path / "g16.png"), "turned": str(tmp_path / "turned.jpg")})
+    paths, report = I.prepare_images(sources, tmp_path / "out", progress=False)
+    with Image.open(paths["g16"]) as im:
+        assert abs(np.asarray(im, np.float64).mean() - grey.mean() / 257) < 2  # was about 255: almost white
+    with Image.open(paths["turned"]) as im:
+        assert im.size == (20, 40)
+    assert "EXIF" in report.log.set_index("id").loc["turned", "detail"]
+
+
+def test_a_failed_write_is_a_failure_not_ok(tmp_path):
+    import subprocess
+    import sys
+
+    noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")  # its JPEG is far larger than the file-size limit below
+    code = ("import resource, signal, pandas as pd\nfrom prodlib import images as I\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\nresource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))\n"
+            f"_, r = I.prepare_images(pd.Series({{'a': {str(tmp_path / 'noise.png')!r}}}), {str(tmp_path / 'out')!r}, "
+            "progress=False)\nprint(r.log.loc[0, 'outcome'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == "write_failed", done.stderr
+    assert not list((tmp_path / "out").glob("*.jpg"))

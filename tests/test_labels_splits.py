@@ -68,3 +68,17 @@ def test_sample_ids_is_seeded_and_bounded():
     a, b = sample_ids(ids, 10, 3), sample_ids(ids, 10, 3)
     assert a == b and len(set(a)) == 10
     assert np.all(np.isin(a, ids))
+
+
+def test_tiny_catalogs_never_give_an_empty_split():
+    with pytest.raises(ValueError, match="0 validation"):
+        split_ids([f"p{i}" for i in range(5)], 1, 0.1, seed=0)  # 4 train: 0.1 of them rounds to 0
+    with pytest.raises(ValueError, match="0 test"):
+        split_ids([f"p{i}" for i in range(4)], 0.1, 1, seed=0)
+
+
+def test_plain_string_paths_are_node_names_not_letters():
+    from prodlib.labels import flatten_paths
+
+    assert flatten_paths(["Shoes", "Women"]) == ["Shoes", "Women"]  # was S, h, o, e, s, W, m, n
+    assert flatten_paths("Shoes") == ["Shoes"]

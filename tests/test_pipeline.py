@@ -94,3 +94,44 @@ def test_source_notebooks_are_committed_without_outputs():
         for n, cell in enumerate(nbformat.read(path, as_version=4).cells, 1):
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None, f"{path.name} cell {n} has outputs"
+
+
+def test_overrides_run_in_their_own_folder_never_the_default_one(book, tmp_path):
+    runs = tmp_path / "runs"
+    run("smoke", root=book, run_dir=runs, book=False, say=lambda _: None)
+    default = (runs / "smoke" / "notebooks" / "02_b.ipynb").stat().st_mtime_ns
+    run("smoke", root=book, run_dir=runs, book=False, overrides={"text_epochs": "1"}, say=lambda _: None)
+    assert (runs / "experiments" / "text_epochs=1" / "smoke" / "notebooks" / "02_b.ipynb").exists()
+    run("smoke", root=book, run_dir=runs, book=False, overrides={"text_epochs": "1"}, name="short",
+        say=lambda _: None)
+    assert (runs / "experiments" / "short" / "smoke" / "notebooks" / "02_b.ipynb").exists()
+    assert (runs / "smoke" / "notebooks" / "02_b.ipynb").stat().st_mtime_ns == default
+    # an experiment's first --only run also runs the notebooks before it that have no result in its folder yet
+    res = run("smoke", root=book, run_dir=runs, book=False, overrides={"text_epochs": "2"}, only=["02"],
+              say=lambda _: None)
+    assert [n["status"] for n in res.notebooks] == ["executed", "executed"]
+    res = run("smoke", root=book, run_dir=runs, book=False, overrides={"text_epochs": "2"}, only=["02"], force=True,
+              say=lambda _: None)
+    assert [n["status"] for n in res.notebooks] == ["skipped", "executed"]
+    (runs / "smoke" / ".pipeline" / "01_a.json").write_text("{not json")  # unreadable state: not finished
+    res = run("smoke", root=book, run_dir=runs, book=False, say=lambda _: None)
+    assert [n["status"] for n in res.notebooks] == ["executed", "skipped"]
+    with pytest.raises(PipelineError, match="matches no notebook"):
+        run("smoke", root=book, run_dir=runs, book=False, only=["07"], say=lambda _: None)
+
+
+def test_replacing_the_catalog_file_at_the_same_path_reruns(book, tmp_path, monkeypatch):
+    import os
+
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text('{"id": 1}\n' * 1050)
+    monkeypatch.setenv("PRODLIB_CATALOG", f"amazon2023:{catalog}")
+    runs = tmp_path / "runs"
+    run("smoke", root=book, run_dir=runs, book=False, say=lambda _: None)
+    res = run("smoke", root=book, run_dir=runs, book=False, say=lambda _: None)
+    assert [n["status"] for n in res.notebooks] == ["skipped", "skipped"]
+    stat = catalog.stat()
+    catalog.write_text('{"id": 2}\n' * 1050)  # same size, same time: only the content differs
+    os.utime(catalog, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    res = run("smoke", root=book, run_dir=runs, book=False, say=lambda _: None)
+    assert [n["status"] for n in res.notebooks] == ["executed", "executed"]

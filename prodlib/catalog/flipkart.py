@@ -48,9 +48,9 @@ def _row(rec: dict[str, Any], csv_path: Path, report: ReadReport) -> Row | None:
     title = text(rec["product_name"], "title", pid, report)
     desc = text(rec.get("description"), "description", pid, report)
     cats = _paths(rec["product_category_tree"], pid, report)
-    img = csv_path.parent / "images" / f"{pid}.jpg"
-    image = str(img.resolve()) if img.is_file() else None
-    if image is None:
+    img = (folder := csv_path.parent / "images") / f"{pid}.jpg"
+    image = str(img.resolve()) if img.is_file() and img.resolve().parent == folder.resolve() else None
+    if image is None:  # also for an id such as ../../x, whose file would lie outside images/
         report.fix("no image file", f"{pid}: images/{pid}.jpg")
     return Row(pid, title, desc, cats, image)
 

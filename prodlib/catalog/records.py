@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -21,7 +21,7 @@ import pandas as pd
 from prodlib.catalog.fields import Row
 from prodlib.catalog.report import CatalogError, CatalogResult, ReadReport
 
-__all__ = ["collect", "csv_records", "decode_line", "json_records", "raw_lines", "read_rows"]
+__all__ = ["collect", "csv_records", "decode_line", "json_records", "partial_allowed", "raw_lines", "read_rows"]
 
 _BLOCK = 1 << 16  # a corrupt gzip stream loses at most the lines of one block
 
@@ -59,42 +59,77 @@ def first_line(path: Path) -> str:
     return ""
 
 
-def _gunzip(fh: io.BufferedIOBase) -> Iterator[bytes]:
-    """Blocks of a (multi-member) gzip stream decompressed with ``zlib``, so all data before a cut is delivered."""
-    d, started = zlib.decompressobj(wbits=31), False  # started: the current member has input
+class Damaged(Exception):
+    """A gzip stream that cannot be read past compressed byte ``at`` of ``size``."""
+
+    def __init__(self, why: str, at: int, size: int) -> None:
+        super().__init__(why)
+        self.why, self.at, self.size = why, at, size
+
+
+def _gunzip(fh: io.BufferedIOBase, size: int) -> Iterator[bytes]:
+    """Blocks of a (multi-member) gzip stream decompressed with ``zlib``; at damage (or a cut) everything before it
+    is delivered (the failing block is fed again byte by byte), then :class:`Damaged` says where."""
+    d, started, pos = zlib.decompressobj(wbits=31), False, 0  # started: the current member has input
     while comp := fh.read(_BLOCK):
         while comp:
-            started = True
-            if out := d.decompress(comp):
+            started, saved = True, d.copy()
+            try:
+                out = d.decompress(comp)
+            except zlib.error as e:
+                for i in range(len(comp)):  # the output of the bytes before the damage
+                    try:
+                        yield saved.decompress(comp[i: i + 1])
+                    except zlib.error:
+                        raise Damaged(str(e), pos + i, size) from e
+                raise Damaged(str(e), pos + len(comp), size) from e
+            if out:
                 yield out
-            comp = b""
+            pos, comp = pos + len(comp), b""
             if d.eof:  # the member ended: what follows starts the next one (or is zero padding)
                 comp, d, started = d.unused_data.lstrip(b"\x00"), zlib.decompressobj(wbits=31), False
+                pos -= len(comp)
     if started and not d.eof:
-        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        raise Damaged("compressed file ended before the end-of-stream marker was reached", size, size)
+
+
+def partial_allowed() -> bool:
+    """``$PRODLIB_PARTIAL_INPUT`` is set (``1``/``true``/``yes``): a damaged catalog file is read up to the damage
+    instead of failing (notebook 01)."""
+    return os.environ.get("PRODLIB_PARTIAL_INPUT", "").strip().lower() in {"1", "true", "yes"}
 
 
 def raw_lines(path: Path, report: ReadReport) -> Iterator[bytes]:
-    """A plain or gzip file's lines (bytes); a cut gzip stops at its last full line, one skip counted in ``report``."""
+    """A plain or gzip file's lines (bytes). A damaged or cut gzip delivers every line before the damage; the
+    partial line there is one skip, and ``report.damage`` says where and how much could not be read."""
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
         fh.seek(0)
         rest = b""
         try:
-            for block in _gunzip(fh) if gz else iter(lambda: fh.read(_BLOCK), b""):
+            for block in _gunzip(fh, path.stat().st_size) if gz else iter(lambda: fh.read(_BLOCK), b""):
                 *lines, rest = (rest + block).split(b"\n")
                 yield from lines
-        except (EOFError, zlib.error) as e:
-            report.records_read += 1
-            report.skip("file cut short (compressed stream ended early)", f"{path.name}: {e}")
-            report.notes.append(f"{path.name} ends early ({e}); the last, partial line was not read")
+        except Damaged as e:
+            lost, where = e.size - e.at, f"{path.name} is damaged at compressed byte {e.at:,} of {e.size:,} ({e.why})"
+            if not lost:
+                report.damage = f"{path.name} is cut short after {e.size:,} bytes (no gzip end marker)"
+            elif lost <= 8 and "check" in e.why:
+                report.damage = (f"{where}: all of it was decompressed, but part of it is corrupt (records that no "
+                                 "longer parse are counted as skipped)")
+            else:
+                report.damage = f"{where}: the {lost:,} bytes after it ({lost / e.size:.1%}) could not be read"
+            if rest:
+                report.records_read += 1
+                report.skip("partial line at damage in the compressed file", f"{path.name}: {rest[:60]!r}")
+            report.notes.append(report.damage)
             return
         if rest:
             yield rest
 
 
 def decode_line(raw: bytes, report: ReadReport) -> str:
-    """One line as text: non-UTF-8 bytes replaced and NUL bytes removed, each repair counted."""
+    """One line as text: non-UTF-8 bytes replaced, NUL bytes and a byte-order mark removed, each repair counted."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -103,6 +138,9 @@ def decode_line(raw: bytes, report: ReadReport) -> str:
     if "\x00" in line:
         line = line.replace("\x00", "")
         report.fix("NUL bytes removed", line)
+    if line.startswith("\ufeff"):  # a byte-order mark before the first record
+        line = line[1:]
+        report.fix("byte-order mark removed", line)
     return line
 
 
@@ -123,29 +161,54 @@ def json_records(path: Path, report: ReadReport) -> Iterator[tuple[dict[str, Any
             report.skip("line is not a JSON object", line)
 
 
+class _Lines:
+    """An iterator over lines that remembers the lines of the current CSV row and can be fed lines again."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines, self.again, self.row = lines, deque[str](), list[str]()
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        self.row.append(line := self.again.popleft() if self.again else next(self.lines))
+        return line
+
+
 def csv_records(path: Path, report: ReadReport) -> Iterator[dict[str, Any]]:
-    """Rows of a CSV as dicts; rows with the wrong number of fields are skipped and counted."""
+    """Rows of a CSV as dicts; rows with the wrong number of fields are skipped and counted. A quote left open
+    that swallows the lines after it is skipped with its line number, and those lines are read again as rows."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with open_binary(path) as fh:
-        reader = csv.reader(decode_line(raw, report) for raw in fh)  # lines keep their newline
+        src = _Lines(decode_line(raw, report) for raw in fh)  # lines keep their newline
+        reader, line_no = csv.reader(src), 1
         try:
             header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
         except csv.Error as e:
             raise CatalogError(f"{path} is not a readable CSV file: {e}") from e
         while True:
+            src.row = []
             try:
-                row = next(reader)
+                row: list[str] | None = next(reader)
             except StopIteration:
                 return
             except csv.Error as e:
-                report.records_read += 1
-                report.skip("malformed CSV row", str(e))
-                continue
-            if not any(c.strip() for c in row):
+                row, error = None, str(e)
+            start, line_no = line_no + 1, line_no + len(src.row)
+            if not "".join(src.row).strip():  # a blank line
                 continue
             report.records_read += 1
-            if len(row) == len(header):
+            if row is not None and len(row) == len(header):
                 yield dict(zip(header, row, strict=True))
+            elif len(src.row) > 1:  # an open quote ran over the next lines: skip its line, read the others again
+                report.skip("unterminated quote (its line skipped, the lines after it read again)",
+                            f"line {start}: {src.row[0]}")
+                report.notes.append(f"{path.name}: a quote opened on line {start} ran over {len(src.row) - 1:,} "
+                                    f"more lines; line {start} was skipped and the others read again")
+                src.again.extendleft(reversed(src.row[1:]))
+                reader, line_no = csv.reader(src), start
+            elif row is None:
+                report.skip("malformed CSV row", f"line {start}: {error}")
             else:
                 report.skip(f"CSV row with {len(row)} fields instead of {len(header)}", ",".join(row))
 
@@ -186,6 +249,9 @@ def collect(rows: Generator[Row, None, None], report: ReadReport, *, limit: int 
     report.notes += [f"{n:,} kept products have no {what}" for what, n in missing.items() if n]
     report.notes += [f"HTML removed from {n:,} {reason.removeprefix('HTML removed from ')}s"
                      for reason, n in report.cleaned.items() if reason.startswith("HTML removed from ")]
+    if report.damage and not partial_allowed():
+        raise CatalogError(f"{report.damage}. {report.kept:,} products were read before the damage; download the "
+                           "file again, or set PRODLIB_PARTIAL_INPUT=1 to use them")
 
 
 def _chunk(rows: list[Row], seen: set[str], report: ReadReport, missing: Counter[str]) -> pd.DataFrame:

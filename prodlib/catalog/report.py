@@ -32,6 +32,8 @@ class ReadReport:
     duplicates: int = 0
     notes: list[str] = field(default_factory=list)
     cleaned: Counter = field(default_factory=Counter)
+    damage: str = ""
+    """Where a damaged file stopped the read and how much of it could not be read (empty when none)."""
 
     def skip(self, reason: str, example: Any = None) -> None:
         """Count one skipped record under ``reason`` (keeping a short example)."""
@@ -52,6 +54,7 @@ class ReadReport:
             mine = self.examples.setdefault(reason, [])
             mine += examples[: _MAX_EXAMPLES - len(mine)]
         self.notes += other.notes
+        self.damage = self.damage or other.damage
 
     def _example(self, reason: str, example: Any) -> None:
         if example is not None and len(mine := self.examples.setdefault(reason, [])) < _MAX_EXAMPLES:
@@ -73,7 +76,7 @@ class ReadReport:
         return {"source": self.source, "records_read": self.records_read, "kept": self.kept,
                 "skipped": dict(self.skipped.most_common()), "cleaned": dict(self.cleaned.most_common()),
                 "duplicates": self.duplicates, "examples": {k: list(v) for k, v in self.examples.items()},
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "damage": self.damage}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per reason: ``kind`` (skipped/cleaned), ``reason``, ``count``, ``example``."""
