@@ -204,6 +204,7 @@ _RULES: dict[str, tuple[str, Any]] = {  # field: (what is allowed, test); the fi
     "early_units": ("a list of integers ≥ 1", lambda v: all(_int(x) and x >= 1 for x in v)),
     "k_sweep": ("a list of integers ≥ 0", lambda v: all(_int(x) and x >= 0 for x in v)),
     "seeds": ("a non-empty list of integers", lambda v: v and all(_int(x) for x in v)),
+    "classifier_seeds": ("a list of integers", lambda v: all(_int(x) for x in v)),
 }
 
 
