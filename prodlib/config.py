@@ -213,7 +213,7 @@ def _int(value: Any) -> bool:
 
 
 def validate_profile(profile: Profile) -> Profile:
-    """``profile`` itself when every field is in its allowed range (:data:`_RULES`), else a :class:`ProfileError`
+    """``profile`` itself when every field is in its allowed range (the table ``_RULES``), else a :class:`ProfileError`
     naming each bad field and what it allows. Run before anything runs (*Reproduce it yourself*)."""
     bad = []
     for key, (allowed, test) in _RULES.items():
