@@ -13,8 +13,8 @@ from PIL import Image
 
 __all__ = ["array_grid", "image_grid", "plot_class_frequency", "plot_class_gain", "plot_error_overlap",
            "plot_f1_by_method", "plot_history", "plot_label_structure", "plot_length_histogram",
-           "plot_modality_importance", "plot_per_class_f1", "plot_text_lengths", "plot_threshold_curve",
-           "product_gallery"]
+           "neighbour_gallery", "plot_embedding_map", "plot_modality_importance", "plot_per_class_f1",
+           "plot_text_lengths", "plot_threshold_curve", "product_gallery"]
 
 
 def _tight(fig: Figure) -> Figure:
@@ -244,4 +244,42 @@ def plot_class_gain(gain: pd.DataFrame, best_single: str) -> Figure:
     ax.set_yticks(pos, [f"{c[:28]} ({s})" for c, s in zip(gain["class"], gain["support"], strict=True)], fontsize=7)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel(f"F1 gain over the {best_single} model (points)")
+    return _tight(fig)
+
+
+def neighbour_gallery(rows: Sequence[dict], title: str = "") -> Figure:
+    """Rows of :func:`prodlib.similar.neighbour_rows`: a query product, then its neighbours with image, title,
+    labels and cosine score; one row per query and vector kind (notebook 07)."""
+    n_cols = max((len(r["tiles"]) for r in rows), default=1)
+    fig, axes = plt.subplots(max(len(rows), 1), n_cols, figsize=(n_cols * 2.2 + 0.6, len(rows) * 2.9), squeeze=False)
+    for r, ax in enumerate(axes.ravel()):
+        row, c = rows[r // n_cols] if rows else {"tiles": []}, r % n_cols
+        ax.set(xticks=[], yticks=[])
+        if c >= len(row["tiles"]):
+            ax.axis("off")
+            continue
+        tile = row["tiles"][c]
+        ax.imshow(_load_rgb(tile["image"]))
+        head = "query" if tile["score"] is None else f"cos {tile['score']:.2f}"
+        ax.set_title(head + "\n" + "\n".join(textwrap.wrap(tile["title"], 26)[:2]), fontsize=6)
+        ax.set_xlabel(textwrap.fill(", ".join(tile["labels"]), 30, max_lines=3), fontsize=5.5)
+        if c == 0:
+            ax.set_ylabel(row["kind"], fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return _tight(fig)
+
+
+def plot_embedding_map(xy: np.ndarray, groups: Sequence[str], title: str = "", top: int = 8) -> Figure:
+    """A 2-D map of products coloured by group (the ``top`` largest groups, the rest grey) (notebook 07)."""
+    groups = pd.Series(list(groups))
+    named = groups.value_counts().index[:top]
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    rest = ~groups.isin(named).to_numpy()
+    ax.scatter(xy[rest, 0], xy[rest, 1], s=6, c="#cccccc", label="other" if rest.any() else None)
+    for n, name in enumerate(named):
+        m = (groups == name).to_numpy()
+        ax.scatter(xy[m, 0], xy[m, 1], s=8, color=plt.cm.tab10(n % 10), label=f"{str(name)[:28]} ({m.sum()})")
+    ax.set(xticks=[], yticks=[], title=title)
+    ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return _tight(fig)

@@ -1,0 +1,100 @@
+"""Product embeddings (notebook 07): retrieval, neighbour quality, the kNN classifier and similar_products."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prodlib import similar
+from prodlib.artifacts import ArtifactError, StageOutput
+from prodlib.config import get_profile
+from prodlib.dataset import Dataset, save_dataset
+
+
+def test_nearest_finds_the_constructed_neighbours_in_any_chunk_size():
+    rng = np.random.default_rng(0)
+    index = rng.normal(size=(50, 8)).astype(np.float32)
+    # query i is a slightly perturbed copy of index row 3 * i; its second neighbour is unknown but not itself
+    queries = index[::3][:10] * 2.0 + 0.01 * rng.normal(size=(10, 8)).astype(np.float32)
+    for max_bytes in (1, 4 * 50 * 3, 1 << 20):  # one query per chunk, three per chunk, all at once
+        pos, score = similar.nearest(queries, index, 3, max_bytes=max_bytes)
+        assert pos[:, 0].tolist() == list(range(0, 30, 3))
+        assert (score[:, 0] > 0.99).all() and (np.diff(score, axis=1) <= 0).all()
+    exact = (similar.normalize(queries) @ similar.normalize(index).T).max(axis=1)
+    np.testing.assert_allclose(score[:, 0], exact, rtol=1e-5)
+
+
+def test_nearest_excludes_the_query_itself():
+    x = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    pos, _ = similar.nearest(x, x, 1, exclude=[0, 1, 2, 3], max_bytes=8)
+    assert pos[:, 0].tolist() == [1, 0, 3, 2]
+    with pytest.raises(ValueError, match="same width"):
+        similar.nearest(x, np.ones((3, 3)), 1)
+
+
+def test_precision_and_jaccard_on_a_hand_made_example():
+    classes_q = np.array([[1, 1, 0], [0, 0, 1]])  # query 0: {a, b}; query 1: {c}
+    index = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0]])  # {a}, {b, c}, {c}, {a, b}
+    neighbours = np.array([[3, 2, 1], [0, 1, 2]])
+    table = similar.neighbour_quality(classes_q, index, neighbours, [1, 2, 3], n_boot=50).set_index("k")
+    # query 0: hit, miss, hit -> p@1 1, p@2 1/2, p@3 2/3; query 1: miss, hit, hit -> 0, 1/2, 2/3
+    np.testing.assert_allclose(table["precision"], [50.0, 50.0, 200 / 3])
+    # Jaccard, query 0: 1, 0, 1/3; query 1: 0, 1/2, 1
+    j = [np.mean([1, 0]), np.mean([(1 + 0) / 2, (0 + 0.5) / 2]), np.mean([(1 + 0 + 1 / 3) / 3, (0 + 0.5 + 1) / 3])]
+    np.testing.assert_allclose(table["jaccard"], 100 * np.array(j))
+    assert (table["p_low"] <= table["precision"]).all() and (table["precision"] <= table["p_high"]).all()
+    with pytest.raises(ValueError, match="outside"):
+        similar.neighbour_quality(classes_q, index, neighbours, [4])
+
+
+def _dataset(n_train: int = 30, n_val: int = 10, n_test: int = 10) -> tuple[Dataset, dict[str, np.ndarray]]:
+    """Three clusters of products, one label per cluster; a product's vector points at its cluster."""
+    n = n_train + n_val + n_test
+    ids = [f"p{i}" for i in range(n)]
+    cluster = np.arange(n) % 3
+    table = pd.DataFrame({"id": ids, "title": [f"product {i}" for i in range(n)], "description": "d",
+                          "category_paths": [[["top", "abc"[c]]] for c in cluster], "image": None,
+                          "source": "test", "labels": [["abc"[c]] for c in cluster]}).set_index("id", drop=False)
+    splits = {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
+    ds = Dataset(table=table, classes=["a", "b", "c"], splits=splits, profile="smoke")
+    centres = np.eye(3, 4, dtype=np.float32)
+    x = centres[cluster] + 0.05 * np.random.default_rng(1).normal(size=(n, 4)).astype(np.float32)
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
+    return ds, {s: x[a:b] for s, (a, b) in bounds.items()}
+
+
+def test_no_test_product_among_the_indexed_and_knn_labels_clusters():
+    ds, vectors = _dataset()
+    pos, _ = similar.split_neighbours(vectors, ds.splits, 5)
+    found = {ds.splits["train"][p] for p in pos.ravel()}
+    assert found <= set(ds.splits["train"]) and not found & set(ds.splits["test"])
+    leaky = {**ds.splits, "train": ds.splits["train"] + ds.splits["test"][:2]}
+    with pytest.raises(ValueError, match="2 products are both"):
+        similar.split_neighbours({**vectors, "train": np.vstack([vectors["train"], vectors["test"][:2]])}, leaky, 5)
+    probs, val_table, k = similar.knn_classifier(vectors, ds, [1, 3, 5])
+    assert k == 1 and val_table["val_f1"].max() == pytest.approx(100.0)  # clean clusters: ties go to the smaller k
+    np.testing.assert_array_equal(probs >= 0.5, ds.y("test").astype(bool))
+
+
+def test_similar_products_on_a_tiny_finished_run(tmp_path):
+    ds, x = _dataset()
+    profile = get_profile("smoke")
+    data = StageOutput(profile, "01_data", fingerprint=ds.fingerprint, run_dir=tmp_path)
+    save_dataset(ds, data)
+    data.finish()
+    out = StageOutput(profile, similar.STAGE, fingerprint=ds.fingerprint, run_dir=tmp_path)
+    similar.save_embeddings_stage(out, ds, {"concat": x, "title": {s: -v for s, v in x.items()}},
+                                  {"best_kind": "concat"})
+    out.finish()
+    query = ds.splits["test"][0]  # product p40, cluster 40 % 3 = 1 (label b)
+    found = similar.similar_products(tmp_path / "smoke", query, k=4)
+    assert len(found) == 4 and query not in found["id"].tolist()
+    assert all(list(labels) == ["b"] for labels in found["labels"]) and (np.diff(found["score"]) <= 0).all()
+    assert set(found["split"]) <= {"train", "val", "test"} and found["title"].str.startswith("product").all()
+    same = similar.similar_products(out.path, query, k=4, kind="concat")
+    assert same["id"].tolist() == found["id"].tolist()
+    with pytest.raises(KeyError, match="not in run"):
+        similar.similar_products(out.path, "nope")
+    with pytest.raises(ArtifactError, match="run notebook 07"):
+        similar.similar_products(tmp_path / "missing", query)
