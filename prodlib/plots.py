@@ -251,7 +251,7 @@ def neighbour_gallery(rows: Sequence[dict], title: str = "") -> Figure:
     """Rows of :func:`prodlib.similar.neighbour_rows`: a query product, then its neighbours with image, title,
     labels and cosine score; one row per query and vector kind (notebook 07)."""
     n_cols = max((len(r["tiles"]) for r in rows), default=1)
-    fig, axes = plt.subplots(max(len(rows), 1), n_cols, figsize=(n_cols * 2.2 + 0.6, len(rows) * 2.9), squeeze=False)
+    fig, axes = plt.subplots(max(len(rows), 1), n_cols, figsize=(n_cols * 1.6 + 0.4, len(rows) * 2.3), squeeze=False)
     for r, ax in enumerate(axes.ravel()):
         row, c = rows[r // n_cols] if rows else {"tiles": []}, r % n_cols
         ax.set(xticks=[], yticks=[])
@@ -261,8 +261,8 @@ def neighbour_gallery(rows: Sequence[dict], title: str = "") -> Figure:
         tile = row["tiles"][c]
         ax.imshow(_load_rgb(tile["image"]))
         head = "query" if tile["score"] is None else f"cos {tile['score']:.2f}"
-        ax.set_title(head + "\n" + "\n".join(textwrap.wrap(tile["title"], 26)[:2]), fontsize=6)
-        ax.set_xlabel(textwrap.fill(", ".join(tile["labels"]), 30, max_lines=3), fontsize=5.5)
+        ax.set_title(head + "\n" + "\n".join(textwrap.wrap(tile["title"], 22)[:2]), fontsize=7)
+        ax.set_xlabel(textwrap.fill(", ".join(tile["labels"]), 26, max_lines=3), fontsize=6.5)
         if c == 0:
             ax.set_ylabel(row["kind"], fontsize=9)
     if title:

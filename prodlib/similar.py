@@ -152,10 +152,12 @@ def knn_beside_table3(table3: Sequence[Mapping[str, Any]], name: str, y: np.ndar
     row = {"model": name, "f1": 100 * micro_f1(y, probs, threshold), "ci_low": 100 * lo, "ci_high": 100 * hi}
     table = pd.DataFrame([*({k: r[k] for k in row} for r in table3), row])
     table = table.sort_values("f1", ascending=False).reset_index(drop=True)
-    tri = table.set_index("model")["f1"].get("trimodal", np.nan)
-    return table, {"knn_f1": round(row["f1"], 1), "knn_ci": f"{row['ci_low']:.1f}–{row['ci_high']:.1f}",
+    gap = float(row["f1"] - table.set_index("model")["f1"].get("trimodal", np.nan))
+    return table, {"knn_f1": round(float(row["f1"]), 1), "knn_ci": f"{row['ci_low']:.1f}–{row['ci_high']:.1f}",
                    "knn_rank": int(table.index[table["model"] == name][0]) + 1, "n_rows": len(table),
-                   "knn_minus_trimodal": round(row["f1"] - tri, 1)}
+                   "knn_minus_trimodal": round(gap, 1),
+                   "knn_vs_trimodal": "no tri-modal row to compare with" if np.isnan(gap) else
+                   f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'} the tri-modal policy network"}
 
 
 def quality_numbers(table: pd.DataFrame, k: int, singles: Sequence[str],

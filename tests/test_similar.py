@@ -98,3 +98,38 @@ def test_similar_products_on_a_tiny_finished_run(tmp_path):
         similar.similar_products(out.path, "nope")
     with pytest.raises(ArtifactError, match="run notebook 07"):
         similar.similar_products(tmp_path / "missing", query)
+
+
+def test_quality_numbers_judges_by_the_intervals():
+    rows = [("title", 60.0, 55.0, 65.0), ("image", 70.0, 66.0, 74.0), ("concat", 80.0, 76.0, 84.0),
+            ("joint", 72.0, 68.0, 76.0)]
+    table = pd.DataFrame([{"kind": kind, "k": 5, "precision": p, "p_low": lo, "p_high": hi}
+                          for kind, p, lo, hi in rows]).set_index(["kind", "k"])
+    numbers = similar.quality_numbers(table, 5, ["title", "image"])
+    assert (numbers["best_single_kind"], numbers["best_fused_kind"], numbers["best_kind"]) == ("image", "concat",
+                                                                                                 "concat")
+    assert "clearly better" in numbers["fusion_sentence"] and numbers["p5_image"] == "70.0 % (66.0–74.0)"
+    overlapping = similar.quality_numbers(table.drop(("concat", 5)), 5, ["title", "image"], fused=["joint"])
+    assert "intervals overlap" in overlapping["fusion_sentence"] and "scores higher" in overlapping["fusion_sentence"]
+
+
+def test_knn_row_beside_table3():
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 1]])
+    table3 = [{"model": "trimodal", "f1": 50.0, "ci_low": 40.0, "ci_high": 60.0, "paper_f1": 88.0},
+              {"model": "max", "f1": 90.0, "ci_low": 80.0, "ci_high": 95.0}]
+    table, numbers = similar.knn_beside_table3(table3, "knn_concat", y, y * 0.8 + 0.1, n_boot=20)
+    assert table["model"].tolist() == ["knn_concat", "max", "trimodal"] and list(table.columns) == [
+        "model", "f1", "ci_low", "ci_high"]
+    assert numbers["knn_f1"] == 100.0 and numbers["knn_rank"] == 1 and numbers["n_rows"] == 3
+    assert numbers["knn_vs_trimodal"] == "50.0 points above the tri-modal policy network"
+
+
+def test_neighbour_gallery_has_a_tile_per_product():
+    from prodlib import plots
+    ds, _ = _dataset()
+    pos, score = np.array([[0, 3], [1, 4]]), np.array([[0.9, 0.8], [0.7, 0.6]])
+    rows = similar.neighbour_rows(ds, [1], {"title": (pos, score), "concat": (pos[::-1], score)})
+    assert [r["kind"] for r in rows] == ["title", "concat"] and rows[0]["tiles"][0]["score"] is None
+    assert [t["id"] for t in rows[0]["tiles"]] == [ds.splits["test"][1], "p1", "p4"]
+    fig = plots.neighbour_gallery(rows)
+    assert len(fig.axes) == 6 and fig.axes[1].get_title().startswith("cos 0.70")
