@@ -59,8 +59,9 @@ def product_vectors(stages: Mapping[str, Any], ds: Any, profile: Any) -> dict[st
 def nearest(queries: np.ndarray, index: np.ndarray, k: int, *, exclude: Sequence[int] | None = None,
             max_bytes: int = 64 << 20) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``index`` most cosine-similar to each query, best first: ``(positions, scores)``.
-    Queries go in chunks so that a similarity block never exceeds ``max_bytes``; ``exclude[i]`` (a position,
-    or -1) is never returned for query ``i`` (the query itself). Notebook 07."""
+    Queries go in chunks so that a similarity block never exceeds ``max_bytes`` (peak about four blocks with the
+    sort's temporaries; ``benchmarks/bench_similar.py``); ``exclude[i]`` (a position, or -1) is never returned
+    for query ``i`` (the query itself). Notebook 07."""
     q, x = normalize(queries), normalize(index)
     if q.ndim != 2 or x.ndim != 2 or q.shape[1] != x.shape[1]:
         raise ValueError(f"queries {q.shape} and index {x.shape} must be 2-D with the same width")
