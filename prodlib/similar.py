@@ -170,18 +170,20 @@ def quality_numbers(table: pd.DataFrame, k: int, singles: Sequence[str],
     a, b = at.loc[s], at.loc[f]
 
     def show(name: str, r: pd.Series) -> str:
-        return f"{name} {r['precision']:.1f} % (95 % CI {r['p_low']:.1f}–{r['p_high']:.1f})"
+        return f"{name}, {r['precision']:.1f} %, 95 % CI {r['p_low']:.1f}–{r['p_high']:.1f}"
     if b["p_low"] > a["p_high"]:
-        verdict = "gives clearly better neighbours than the best single modality"
+        verdict, tail = "gives clearly better neighbours than", ""
     elif b["p_high"] < a["p_low"]:
-        verdict = "gives clearly worse neighbours than the best single modality"
+        verdict, tail = "gives clearly worse neighbours than", ""
     else:
-        verdict = ("scores higher than" if b["precision"] > a["precision"] else "does not beat") + \
-            " the best single modality, but the intervals overlap, so no difference is shown"
+        verdict = "scores higher than" if b["precision"] > a["precision"] else "does not beat"
+        tail = "; the intervals overlap, so the two are not shown to differ"
+    sentence = (f"At k = {k}, the best fused vector ({show(f, b)}) {verdict} the best single modality "
+                f"({show(s, a)}){tail}.")
     out: dict[str, Any] = {f"p{k}_{kind}": f"{r['precision']:.1f} % ({r['p_low']:.1f}–{r['p_high']:.1f})"
                            for kind, r in at.iterrows()}
     return {**out, "best_single_kind": s, "best_fused_kind": f, "best_kind": at["precision"].idxmax(),
-            "fusion_sentence": f"At k = {k}, the best fused vector, {show(f, b)}, {verdict}, {show(s, a)}."}
+            "fusion_sentence": sentence}
 
 
 def map_2d(vectors: np.ndarray, *, n_max: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -211,12 +213,19 @@ def neighbour_rows(ds: Any, queries: Sequence[int], found: Mapping[str, tuple[np
 
 
 def save_embeddings_stage(out: Any, ds: Any, vectors: Mapping[str, Mapping[str, np.ndarray]],
-                          metrics: Mapping[str, Any]) -> None:
-    """Write stage ``07_embeddings``: ``features_<split>_<kind>.npz`` keyed by product id, and ``metrics.json``."""
+                          quality: pd.DataFrame | None, **metrics: Any) -> None:
+    """Write stage ``07_embeddings``: ``features_<split>_<kind>.npz`` keyed by product id, and ``metrics.json`` with
+    ``precision_at_k`` and ``jaccard_at_k`` (``kind -> k -> [value, ci_low, ci_high]``, from :func:`quality_table`)
+    and ``metrics`` (e.g. ``best_kind``, the kNN classifier). Notebook 07."""
     for kind, by_split in vectors.items():
         for split, x in by_split.items():
             out.save_features(f"{split}_{kind}", ds.splits[split], x)
-    out.save_metrics(dict(metrics))
+    rows = quality.reset_index().itertuples() if quality is not None else ()
+    at_k: dict[str, dict[str, dict[str, list[float]]]] = {"precision_at_k": {}, "jaccard_at_k": {}}
+    for r in rows:
+        at_k["precision_at_k"].setdefault(r.kind, {})[str(r.k)] = [r.precision, r.p_low, r.p_high]
+        at_k["jaccard_at_k"].setdefault(r.kind, {})[str(r.k)] = [r.jaccard, r.j_low, r.j_high]
+    out.save_metrics({**at_k, "queries": "test", "index": "train", **metrics})
 
 
 def _open(run_dir_or_stage: StageArtifacts | str | os.PathLike[str]) -> StageArtifacts:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,9 +86,12 @@ def test_similar_products_on_a_tiny_finished_run(tmp_path):
     save_dataset(ds, data)
     data.finish()
     out = StageOutput(profile, similar.STAGE, fingerprint=ds.fingerprint, run_dir=tmp_path)
-    similar.save_embeddings_stage(out, ds, {"concat": x, "title": {s: -v for s, v in x.items()}},
-                                  {"best_kind": "concat"})
+    quality = similar.quality_table({"concat": similar.split_neighbours(x, ds.splits, 2)}, ds, [1, 2], n_boot=20)
+    similar.save_embeddings_stage(out, ds, {"concat": x, "title": {s: -v for s, v in x.items()}}, quality,
+                                  best_kind="concat")
     out.finish()
+    saved = (out.path / "metrics.json").read_text()
+    assert '"precision_at_k"' in saved and json.loads(saved)["precision_at_k"]["concat"]["2"][0] == pytest.approx(100.0)
     query = ds.splits["test"][0]  # product p40, cluster 40 % 3 = 1 (label b)
     found = similar.similar_products(tmp_path / "smoke", query, k=4)
     assert len(found) == 4 and query not in found["id"].tolist()
