@@ -120,12 +120,13 @@ def test_quality_numbers_judges_by_the_intervals():
 
 def test_knn_row_beside_table3():
     y = np.array([[1, 0], [0, 1], [1, 1], [0, 1]])
-    table3 = [{"model": "trimodal", "f1": 50.0, "ci_low": 40.0, "ci_high": 60.0, "paper_f1": 88.0},
-              {"model": "max", "f1": 90.0, "ci_low": 80.0, "ci_high": 95.0}]
+    table3 = [{"model": "trimodal", "f1": 50.0, "ci_low": 40.0, "ci_high": 60.0, "paper_f1": 88.0, "f1_oof": 1.0},
+              {"model": "max", "f1": 90.0, "ci_low": 80.0, "ci_high": 95.0, "paper_f1": 80.0},
+              {"model": "oracle", "f1": 100.0, "ci_low": 100.0, "ci_high": 100.0}]
     table, numbers = similar.knn_beside_table3(table3, "knn_concat", y, y * 0.8 + 0.1, n_boot=20)
-    assert table["model"].tolist() == ["knn_concat", "max", "trimodal"] and list(table.columns) == [
-        "model", "f1", "ci_low", "ci_high"]
-    assert numbers["knn_f1"] == 100.0 and numbers["knn_rank"] == 1 and numbers["n_rows"] == 3
+    assert table["model"].tolist()[1:] == ["knn_concat", "max", "trimodal"] and list(table.columns) == [
+        "model", "paper_f1", "f1", "ci_low", "ci_high"]
+    assert numbers["knn_f1"] == 100.0 and numbers["knn_rank"] == 1 and numbers["n_rows"] == 3  # oracle not ranked
     assert numbers["knn_vs_trimodal"] == "50.0 points above the tri-modal policy network"
 
 
