@@ -18,7 +18,7 @@ from prodlib.metrics import bootstrap_ci, micro_f1
 
 __all__ = ["STAGE", "knn_beside_table3", "knn_classifier", "knn_probs", "map_2d", "nearest", "neighbour_quality",
            "neighbour_rows", "normalize", "product_vectors", "quality_numbers", "quality_table",
-           "save_embeddings_stage", "similar_products", "split_neighbours"]
+           "save_embeddings_stage", "similar_products", "split_neighbours", "twin_numbers"]
 
 STAGE = "07_embeddings"
 SPLITS = ("train", "val", "test")
@@ -187,6 +187,15 @@ def quality_numbers(table: pd.DataFrame, k: int, singles: Sequence[str],
                            for kind, r in at.iterrows()}
     return {**out, "best_single_kind": s, "best_fused_kind": f, "best_kind": at["precision"].idxmax(),
             "fusion_sentence": sentence}
+
+
+def twin_numbers(found: tuple[np.ndarray, np.ndarray], ds: Any, cutoff: float = 0.99) -> dict[str, int]:
+    """Test products whose nearest training product has a near-identical vector (cosine ≥ ``cutoff``), and how
+    many of those share a label with it: near-copies that make retrieval look easy. Notebook 07."""
+    pos, score = found
+    twins = score[:, 0] >= cutoff
+    shared = (ds.y("test")[twins] & ds.y("train")[pos[twins, 0]]).any(axis=1)
+    return {"twins": int(twins.sum()), "twins_share_label": int(shared.sum())}
 
 
 def map_2d(vectors: np.ndarray, *, n_max: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -139,3 +139,12 @@ def test_neighbour_gallery_has_a_tile_per_product():
     assert [t["id"] for t in rows[0]["tiles"]] == [ds.splits["test"][1], "p1", "p4"]
     fig = plots.neighbour_gallery(rows)
     assert len(fig.axes) == 6 and fig.axes[1].get_title().startswith("cos 0.70")
+
+
+def test_twin_numbers_counts_near_copies_and_their_shared_labels():
+    ds, _ = _dataset()  # train p0..p29, test p40..p49; p40 is cluster 1 (label b)
+    pos = np.array([[1], [2], [0]] + [[0]] * 7)  # p40 -> p1 (b), p41 -> p2 (c), p42 -> p0 (a)
+    score = np.array([[1.0], [0.995], [0.5]] + [[0.2]] * 7)
+    assert similar.twin_numbers((pos, score), ds) == {"twins": 2, "twins_share_label": 2}
+    assert similar.twin_numbers((pos[[1, 0, 2, 3, 4, 5, 6, 7, 8, 9]], score), ds) == {"twins": 2,
+                                                                                        "twins_share_label": 0}
