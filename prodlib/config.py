@@ -129,11 +129,11 @@ PROFILES: dict[str, Profile] = {  # only the fields that differ from the default
         image_random_baseline=True, fusion_epochs=40, fusion_units=(64, 48), fusion_search=False, early_units=(64,),
         early_epochs=40, bootstrap=200, fusion_fit_on="oof", missed_min_support=3),
     "sample": Profile(
-        "sample", "A real catalog from a local path (PRODLIB_CATALOG); the paper's architectures, shortened "
-        "training; CPU-feasible.",
-        catalog="env", max_vocab=30_000, embedding_dim=100, text_epochs=12, text_batch_size=32, image_size=128,
-        image_backbone="auto", image_epochs=40, k_sweep=(0, 10), image_random_baseline=True, fusion_epochs=80,
-        early_epochs=80, seeds=(0, 1, 2), fusion_fit_on="oof"),
+        "sample", "A real catalog (PRODLIB_CATALOG: a local path or a category such as amazon2023:All_Beauty), "
+        "5,000 products sampled while reading; the paper's architectures, shortened training; CPU-feasible.",
+        catalog="env", n_products=5000, max_vocab=30_000, embedding_dim=100, text_epochs=12, text_batch_size=32,
+        image_size=128, image_backbone="auto", image_epochs=40, k_sweep=(0, 10), image_random_baseline=True,
+        fusion_epochs=80, early_epochs=80, seeds=(0, 1, 2), fusion_fit_on="oof"),
     "full": Profile(
         "full", "The paper's scale: 119,063 Amazon 2014 products, 122 classes, ResNet-50 at 224 px (GPU).",
         catalog="amazon2014", n_products=119_063, test_size=29_063, val_size=0.1, label_min_count=400,

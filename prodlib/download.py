@@ -17,14 +17,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-__all__ = ["SOURCES", "DownloadError", "HttpFailure", "Source", "amazon2014_category", "fetch", "http_get", "offline",
-           "reachable"]
+__all__ = ["SOURCES", "DownloadError", "HttpFailure", "Source", "fetch", "http_get", "offline", "reachable",
+           "resolve_source", "url_env"]
 
 _CHUNK = 1 << 20
 _BACKOFF_S = 0.5
@@ -50,24 +50,33 @@ class Source:
     homepage: str = ""
     note: str = ""
     env: str | None = None
+    per_category: str | None = None
+    """The URL of one category's file, ``<Category>`` standing for its name (``release:<Category>`` sources)."""
 
 
 _SNAP = "https://snap.stanford.edu/data/amazon/productGraph"
+_CATEGORY = re.compile(r"[A-Za-z0-9_&,-]+")  # the <Category> part of a per-category file name
 
 SOURCES: dict[str, Source] = {s.name: s for s in [
     Source("amazon2014", f"{_SNAP}/metadata.json.gz", "metadata.json.gz", env="PRODLIB_AMAZON2014",
+           per_category=f"{_SNAP}/categoryFiles/meta_<Category>.json.gz",
            homepage="https://cseweb.ucsd.edu/~jmcauley/datasets/amazon/links.html",
            note="Amazon product metadata, McAuley et al. (SIGIR 2015 / WWW 2016), the paper's data: 9.4 M products, "
                 "about 3 GB compressed, one Python dict literal per line. It has moved between hosts before "
                 "(snap.stanford.edu, jmcauley.ucsd.edu); the homepage has the current links and access terms."),
     Source("amazon2018", None, "meta_<Category>.json.gz", env="PRODLIB_CATALOG",
+           per_category="https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2/metaFiles2/meta_<Category>.json.gz",
            homepage="https://nijianmo.github.io/amazon/index.html",
-           note="Amazon review data 2018 (Ni, Li, McAuley, EMNLP 2019): per-category JSON-lines metadata. Download "
-                "a category from the homepage (access form); read it with PRODLIB_CATALOG=amazon2018:/path/file."),
+           note="Amazon review data 2018 (Ni, Li, McAuley, EMNLP 2019): per-category JSON-lines metadata; "
+                "the homepage lists the categories. A local copy: "
+                "PRODLIB_CATALOG=amazon2018:/path/meta_<Category>.json.gz."),
     Source("amazon2023", None, "meta_<Category>.jsonl.gz", env="PRODLIB_CATALOG",
+           per_category="https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/raw/meta_categories/"
+                        "meta_<Category>.jsonl.gz",
            homepage="https://amazon-reviews-2023.github.io/",
-           note="Amazon Reviews 2023 (Hou et al., 2024): per-category item metadata (also the Hugging Face dataset "
-                "McAuley-Lab/Amazon-Reviews-2023); read it with PRODLIB_CATALOG=amazon2023:/path/file."),
+           note="Amazon Reviews 2023 (Hou et al., 2024): per-category item metadata (also the Hugging Face "
+                "dataset McAuley-Lab/Amazon-Reviews-2023). A local copy: "
+                "PRODLIB_CATALOG=amazon2023:/path/meta_<Category>.jsonl.gz."),
     Source("flipkart", None, "flipkart_com-ecommerce_sample.csv", env="PRODLIB_CATALOG",
            homepage="https://www.kaggle.com/datasets/PromptCloudHQ/flipkart-products",
            note="Flipkart products (PromptCloud, 2016): 20,000 products with image URLs; Kaggle needs a login. Read a "
@@ -83,32 +92,44 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
 ]}
 
 
-def amazon2014_category(category: str) -> Source:
-    """The 2014 per-category metadata file ``meta_<Category>.json.gz`` (e.g. ``Clothing_Shoes_and_Jewelry``)."""
-    if not re.fullmatch(r"[A-Za-z0-9_&,-]+", category):
-        raise ValueError(f"category {category!r} should look like 'Clothing_Shoes_and_Jewelry' (the file name part)")
-    base = SOURCES["amazon2014"]
-    return Source(name=f"amazon2014:{category}", url=f"{_SNAP}/categoryFiles/meta_{category}.json.gz",
-                  filename=f"meta_{category}.json.gz", homepage=base.homepage,
-                  note="Per-category slice of the 2014 metadata. " + base.note, env=base.env)
+def url_env(name: str) -> str:
+    """The environment variable that replaces source ``name``'s URL (``PRODLIB_URL_AMAZON2023``): hosts move."""
+    return "PRODLIB_URL_" + re.sub(r"\W", "_", name).upper()
+
+
+def resolve_source(spec: str) -> Source:
+    """The registered source ``spec`` or, for ``release:<Category>`` (``amazon2023:All_Beauty``), that category's file;
+    ``$PRODLIB_URL_<NAME>`` (:func:`url_env`) replaces the registered URL (a per-category one with ``<Category>``)."""
+    name, sep, category = spec.partition(":")
+    base, override = SOURCES[name], os.environ.get(url_env(name), "").strip()
+    if not sep:
+        return replace(base, url=override or base.url)
+    if not base.per_category:
+        raise DownloadError(f"{name} has no per-category files; use {name!r} alone")
+    if not _CATEGORY.fullmatch(category):
+        raise DownloadError(f"category {category!r} should look like 'All_Beauty' (the <Category> of the file name)")
+    if "<Category>" not in (template := override or base.per_category):
+        raise DownloadError(f"${url_env(name)}={override!r} must contain <Category>, where the category name goes")
+    filename = base.per_category.rsplit("/", 1)[1].replace("<Category>", category)
+    return replace(base, name=spec, url=template.replace("<Category>", category), filename=filename,
+                   note=f"Per-category file of {name}. {base.note}")
 
 
 def _resolve(source_or_url: str) -> Source:
-    if source_or_url in SOURCES:
-        return SOURCES[source_or_url]
-    if source_or_url.startswith("amazon2014:"):
-        return amazon2014_category(source_or_url.split(":", 1)[1])
+    if source_or_url.partition(":")[0] in SOURCES:
+        return resolve_source(source_or_url)
     parsed = urllib.parse.urlparse(source_or_url)
     if parsed.scheme in ("http", "https", "ftp", "file") and (parsed.netloc or parsed.scheme == "file"):
         name = Path(urllib.parse.unquote(parsed.path)).name or "download"
         return Source(name=name, url=source_or_url, filename=name)
-    raise DownloadError(f"{source_or_url!r} is neither a known source ({', '.join(SOURCES)}, amazon2014:<Category>) "
+    raise DownloadError(f"{source_or_url!r} is neither a known source ({', '.join(SOURCES)}, <release>:<Category>) "
                         "nor an http(s) URL")
 
 
 def _local_hint(src: Source, dest: Path) -> str:
     env = f" or point ${src.env} at it" if src.env else ""
-    return f"To use a local copy instead, put the file at {dest} (it is then used as is){env}."
+    moved = f" If the file has moved, set ${url_env(src.name.partition(':')[0])} to its new URL." if src.url else ""
+    return f"To use a local copy instead, put the file at {dest} (it is then used as is){env}.{moved}"
 
 
 def _explain(src: Source, url: str | None, dest: Path, why: str) -> DownloadError:

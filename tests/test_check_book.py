@@ -165,7 +165,8 @@ def test_profile_table_reads_the_profiles() -> None:
     lines = table.splitlines()
     assert lines[0] == "| field | `smoke` | `sample` | `full` |"
     assert lines[2] == "| `catalog` | demo | env | amazon2014 |"
-    assert lines[3] == f"| `n_products` | all | all | {PROFILES['full'].n_products:,} |"
+    assert lines[3] == (f"| `n_products` | all | {PROFILES['sample'].n_products:,} | "
+                        f"{PROFILES['full'].n_products:,} |")
     assert lines[4].startswith("| `k_sweep` | — |")
     with pytest.raises(ValueError, match="not a field"):
         book_ext.profile_table_markdown(["no_such_field"])

@@ -270,8 +270,39 @@ def test_registry_has_the_public_sources() -> None:
     for src in SOURCES.values():
         assert src.homepage.startswith("https://") and src.note
         assert src.sha256 is None  # never invented
-    cat = download.amazon2014_category("Clothing_Shoes_and_Jewelry")
+    cat = download.resolve_source("amazon2014:Clothing_Shoes_and_Jewelry")
     assert cat.url.endswith("/categoryFiles/meta_Clothing_Shoes_and_Jewelry.json.gz")
+    assert download.resolve_source("amazon2018:Gift_Cards").url == (
+        "https://datarepo.eng.ucsd.edu/mcauley_group/data/amazon_v2/metaFiles2/meta_Gift_Cards.json.gz")
+    beauty = download.resolve_source("amazon2023:All_Beauty")
+    assert beauty.url == ("https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/raw/meta_categories/"
+                          "meta_All_Beauty.jsonl.gz") and beauty.filename == "meta_All_Beauty.jsonl.gz"
+
+
+def test_a_user_overrides_a_moved_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PRODLIB_URL_AMAZON2023", "https://mirror.example/a/meta_<Category>.jsonl.gz")
+    src = download.resolve_source("amazon2023:All_Beauty")
+    assert src.url == "https://mirror.example/a/meta_All_Beauty.jsonl.gz" and src.filename == "meta_All_Beauty.jsonl.gz"
+    monkeypatch.setenv("PRODLIB_URL_GLOVE", "https://mirror.example/glove.zip")
+    assert download.resolve_source("glove").url == "https://mirror.example/glove.zip"
+    monkeypatch.setenv("PRODLIB_URL_AMAZON2018", "https://mirror.example/no-placeholder.json.gz")
+    with pytest.raises(DownloadError, match="must contain <Category>"):
+        download.resolve_source("amazon2018:Gift_Cards")
+    with pytest.raises(DownloadError, match="should look like"):
+        download.resolve_source("amazon2023:../etc")
+    with pytest.raises(DownloadError, match="no per-category files"):
+        download.resolve_source("glove:x")
+
+
+def test_a_dead_category_link_says_where_to_get_the_file(server: _Server, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRODLIB_URL_AMAZON2023", f"{server.url}/gone/meta_<Category>.jsonl.gz")
+    with pytest.raises(DownloadError) as err:
+        fetch("amazon2023:All_Beauty", tmp_path, retries=1, progress=False)
+    msg = str(err.value)
+    assert "HTTP 404" in msg and "https://amazon-reviews-2023.github.io/" in msg
+    assert "PRODLIB_CATALOG=amazon2023:/path/meta_<Category>.jsonl.gz" in msg
+    assert "set $PRODLIB_URL_AMAZON2023 to its new URL" in msg
 
 
 def test_manual_sources_and_bad_names_explain(tmp_path: Path) -> None:

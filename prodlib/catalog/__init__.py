@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prodlib import download
-from prodlib.artifacts import repo_root
+from prodlib.artifacts import repo_root, run_root
 from prodlib.catalog.amazon2014 import iter_amazon2014, read_amazon2014
 from prodlib.catalog.amazon_jsonl import read_amazon2018, read_amazon2023
 from prodlib.catalog.flipkart import read_flipkart
@@ -39,8 +39,9 @@ _READERS: dict[str, Callable[..., CatalogResult]] = {
     "amazon2014": read_amazon2014, "amazon2018": read_amazon2018, "amazon2023": read_amazon2023,
     "flipkart": read_flipkart, "generic": read_generic}
 _ACCEPTED = ("a path to a Flipkart folder (CSV + images/) or CSV, an Amazon metadata file (2014 metadata.json.gz / "
-             "meta_<Category>.json.gz, 2018 meta_<Category>.json.gz, 2023 meta_<Category>.jsonl[.gz]), or "
-             "'format:path' with format one of " + ", ".join(FORMATS) + " (generic needs columns=...)")
+             "meta_<Category>.json.gz, 2018 meta_<Category>.json.gz, 2023 meta_<Category>.jsonl[.gz]), "
+             "'format:path' with format one of " + ", ".join(FORMATS) + " (generic needs columns=...), or "
+             "amazon2014|amazon2018|amazon2023:<Category> (downloaded, e.g. amazon2023:All_Beauty)")
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -79,9 +80,12 @@ def _locate(path: str | os.PathLike[str]) -> Path:
     return (repo_root() / p).resolve() if not p.is_absolute() and not p.exists() and (repo_root() / p).exists() else p
 
 
-def read_catalog(spec: str | os.PathLike[str], **kw: Any) -> CatalogResult:
-    """Read a catalog given as a path (format detected) or ``format:path`` (notebook 01); keyword arguments go to the
-    reader (``limit``, ``require_title``, ..., ``columns`` for ``generic``). Errors say what is accepted."""
+def read_catalog(spec: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None,
+                 **kw: Any) -> CatalogResult:
+    """Read a catalog given as a path (format detected), ``format:path`` or ``release:<Category>`` (a publisher's
+    per-category file, downloaded once into ``cache_dir``, default ``runs/.cache``); notebook 01. Keyword arguments go
+    to the reader (``limit``, ``require_title``, ``sample``, ..., ``columns`` for ``generic``). Errors say what is
+    accepted."""
     fmt, path = None, os.fspath(spec)
     head, sep, tail = spec.partition(":") if isinstance(spec, str) else ("", "", "")
     if sep and head.lower() in FORMATS:
@@ -91,6 +95,11 @@ def read_catalog(spec: str | os.PathLike[str], **kw: Any) -> CatalogResult:
     if not path:
         raise CatalogError(f"empty catalog path in {spec!r}; accepted: {_ACCEPTED}")
     p = _locate(path)
+    if not p.exists() and fmt in download.SOURCES and download.SOURCES[fmt].per_category and "/" not in path:
+        try:
+            p = download.fetch(f"{fmt}:{path}", Path(cache_dir) if cache_dir else run_root() / ".cache")
+        except download.DownloadError as e:
+            raise CatalogError(str(e)) from e
     if not p.exists():
         raise CatalogError(f"catalog path {p} does not exist; accepted: {_ACCEPTED}")
     fmt = fmt or ("generic" if "columns" in kw else detect_format(p))
@@ -116,19 +125,21 @@ def catalog_from_env(var: str = ENV_VAR, **kw: Any) -> CatalogResult:
 def open_catalog(profile: Profile, work_dir: str | os.PathLike[str]) -> CatalogResult:
     """The catalog of ``profile.catalog`` as notebook 01 reads it: ``demo`` (images in ``work_dir/raw_images``), ``env``
     (``$PRODLIB_CATALOG``), ``amazon2014`` (``$PRODLIB_AMAZON2014`` or downloaded, table cached in ``runs/.cache``;
-    products with title, description and image, as in the paper), else a :func:`read_catalog` spec."""
+    products with title, description and image, as in the paper), else a :func:`read_catalog` spec. The profile's
+    ``n_products`` are sampled while the file streams (seeded), so that only they are kept and get images."""
     if (source := profile.catalog) == "demo":
         table = generate_demo_catalog(profile.demo_products, profile.seed, Path(work_dir) / "raw_images")
         return CatalogResult(table, ReadReport(DEMO_SOURCE, records_read=len(table), kept=len(table)))
+    cache_dir = Path(work_dir).parent.parent / ".cache"  # runs/.cache, two folders above work_dir
+    sampling = {"sample": profile.n_products, "seed": profile.seed}
     if source == "env":
-        return catalog_from_env()
+        return catalog_from_env(cache_dir=cache_dir, **sampling)
     if source == "amazon2014":
-        cache_dir = Path(work_dir).parent.parent / ".cache"  # runs/.cache, two folders above work_dir
         local = os.environ.get(AMAZON2014_ENV, "").strip()  # a local copy, else downloaded
         path = _locate(local) if local else download.fetch("amazon2014", cache_dir)
         if local and not path.is_file():
             raise CatalogError(f"${AMAZON2014_ENV}={local!r} is not a file; point it at metadata.json.gz "
                                "(or a meta_<Category>.json.gz) or unset it to download")
         return read_amazon2014(path, require_title=True, require_description=True, require_image=True,
-                               cache_dir=cache_dir)
-    return read_catalog(source)
+                               cache_dir=cache_dir, **sampling)
+    return read_catalog(source, cache_dir=cache_dir, **sampling)

@@ -101,11 +101,13 @@ def _rows(path: Path, report: ReadReport, workers: int) -> Iterator[Row]:
 
 def iter_amazon2014(path: str | os.PathLike[str], *, limit: int | None = None, require_title: bool = False,
                     require_description: bool = False, require_image: bool = False,
-                    require_category: bool = True, chunk_size: int = 50_000,
-                    report: ReadReport | None = None, workers: int | None = None) -> Iterator[pd.DataFrame]:
+                    require_category: bool = True, chunk_size: int = 50_000, sample: int | None = None,
+                    seed: int = 0, report: ReadReport | None = None,
+                    workers: int | None = None) -> Iterator[pd.DataFrame]:
     """Stream the 2014 metadata (``metadata.json.gz`` or ``meta_<Category>.json.gz``) in table chunks; pass a
     ``report`` to read the counts while streaming. ``workers`` processes parse the lines (default: one per CPU).
-    Memory: one chunk of rows and the ids seen. Notebook 01."""
+    Memory: one chunk of rows and the ids seen; with ``sample`` (one table, drawn while streaming), the sample
+    only. Notebook 01."""
     p = records.existing_file(path)
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
@@ -113,19 +115,21 @@ def iter_amazon2014(path: str | os.PathLike[str], *, limit: int | None = None, r
     rep = report if report is not None else ReadReport(records.source_name(p, "amazon2014"))
     yield from records.collect(_rows(p, rep, workers), rep, limit=limit, require_title=require_title,
                                require_description=require_description, require_image=require_image,
-                               require_category=require_category, chunk_size=chunk_size)
+                               require_category=require_category, chunk_size=chunk_size, sample=sample, seed=seed)
 
 
 def read_amazon2014(path: str | os.PathLike[str], *, limit: int | None = None, require_title: bool = False,
                     require_description: bool = False, require_image: bool = False,
-                    require_category: bool = True, chunk_size: int = 50_000, workers: int | None = None,
+                    require_category: bool = True, chunk_size: int = 50_000, sample: int | None = None,
+                    seed: int = 0, workers: int | None = None,
                     cache_dir: str | os.PathLike[str] | None = None) -> CatalogResult:
     """Read the 2014 Amazon metadata into a catalog table (see :func:`iter_amazon2014`); notebook 01. With a
     ``cache_dir``, the result is saved there and loaded instead of parsing when the same file (path, size,
     modification time) is read with the same options."""
     p = records.existing_file(path)
     options = {"limit": limit, "require_title": require_title, "require_description": require_description,
-               "require_image": require_image, "require_category": require_category}
+               "require_image": require_image, "require_category": require_category, "sample": sample,
+               "seed": seed}
     key = json.dumps([_CACHE_VERSION, pd.__version__, str(p.resolve()), options]).encode()
     cache = Path(cache_dir) / f"amazon2014-{hashlib.sha256(key).hexdigest()[:16]}.pkl" if cache_dir else None
     stamp = [p.stat().st_size, p.stat().st_mtime_ns]

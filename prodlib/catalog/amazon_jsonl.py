@@ -73,21 +73,23 @@ def _read(path: str | os.PathLike[str], release: str,
 
 def read_amazon2018(path: str | os.PathLike[str], *, limit: int | None = None, require_title: bool = False,
                     require_description: bool = False, require_image: bool = False,
-                    require_category: bool = True, chunk_size: int = 50_000) -> CatalogResult:
+                    require_category: bool = True, chunk_size: int = 50_000, sample: int | None = None,
+                    seed: int = 0) -> CatalogResult:
     """Read a 2018 Amazon metadata file (``meta_<Category>.json.gz``); notebook 01. Copes with HTML titles
     (nothing left counts as no title), feature bullets in ``category`` (the path is cut there) and duplicated
     lines; images: ``imageURLHighRes``, else ``imageURL``, else ``image``."""
     return _read(path, "amazon2018", _row_2018, limit=limit, require_title=require_title,
                  require_description=require_description, require_image=require_image,
-                 require_category=require_category, chunk_size=chunk_size)
+                 require_category=require_category, chunk_size=chunk_size, sample=sample, seed=seed)
 
 
 def read_amazon2023(path: str | os.PathLike[str], *, limit: int | None = None, require_title: bool = False,
                     require_description: bool = False, require_image: bool = False,
-                    require_category: bool = True, chunk_size: int = 50_000) -> CatalogResult:
+                    require_category: bool = True, chunk_size: int = 50_000, sample: int | None = None,
+                    seed: int = 0) -> CatalogResult:
     """Read a 2023 Amazon metadata file (``meta_<Category>.jsonl[.gz]``); notebook 01. ``parent_asin`` is the
     id, ``categories`` one path (``[main_category]`` when empty, counted); images: the ``MAIN`` variant first,
     ``hi_res``, else ``large``, else ``thumb``."""
     return _read(path, "amazon2023", _row_2023, limit=limit, require_title=require_title,
                  require_description=require_description, require_image=require_image,
-                 require_category=require_category, chunk_size=chunk_size)
+                 require_category=require_category, chunk_size=chunk_size, sample=sample, seed=seed)

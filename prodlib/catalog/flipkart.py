@@ -57,7 +57,8 @@ def _row(rec: dict[str, Any], csv_path: Path, report: ReadReport) -> Row | None:
 
 def read_flipkart(path: str | os.PathLike[str], *, limit: int | None = None, require_title: bool = False,
                   require_description: bool = False, require_image: bool = False,
-                  require_category: bool = True, chunk_size: int = 50_000) -> CatalogResult:
+                  require_category: bool = True, chunk_size: int = 50_000, sample: int | None = None,
+                  seed: int = 0) -> CatalogResult:
     """Read the Flipkart catalog: the folder (CSV + ``images/``) or the CSV itself; notebook 01. The last element
     of ``product_category_tree`` is dropped (counted) when it ends in ``...`` (a product name); ``image`` is the
     absolute path of ``images/<uniq_id>.jpg``, or ``None`` when that file is missing (counted)."""
@@ -71,4 +72,5 @@ def read_flipkart(path: str | os.PathLike[str], *, limit: int | None = None, req
     report = ReadReport("flipkart")
     return read_rows((_row(rec, p, report) for rec in csv_records(p, report)), report, limit=limit,
                      require_title=require_title, require_description=require_description,
-                     require_image=require_image, require_category=require_category, chunk_size=chunk_size)
+                     require_image=require_image, require_category=require_category, chunk_size=chunk_size,
+                     sample=sample, seed=seed)

@@ -62,7 +62,8 @@ def default_columns(path: Path) -> dict[str, str]:
 def read_generic(path: str | os.PathLike[str], *, columns: Mapping[str, str], path_sep: str = ">",
                  paths_sep: str | None = "|", format: str | None = None, limit: int | None = None,
                  require_title: bool = False, require_description: bool = False, require_image: bool = False,
-                 require_category: bool = True, chunk_size: int = 50_000) -> CatalogResult:
+                 require_category: bool = True, chunk_size: int = 50_000, sample: int | None = None,
+                 seed: int = 0) -> CatalogResult:
     """Read a teacher's CSV or JSONL file; ``columns`` maps our names (``id``, ``title``, ``category``; optionally
     ``description``, ``image``) to theirs. A category is one path joined by ``path_sep``, several joined by
     ``paths_sep``, or (JSONL) a list of nodes or of paths; image paths are relative to the file. Notebook 01."""
@@ -99,7 +100,7 @@ def read_generic(path: str | os.PathLike[str], *, columns: Mapping[str, str], pa
     records = csv_records(p, report) if fmt == "csv" else (rec for rec, _ in json_records(p, report))
     result = read_rows(map(row, records), report, limit=limit, require_title=require_title,
                        require_description=require_description, require_image=require_image,
-                       require_category=require_category, chunk_size=chunk_size)
+                       require_category=require_category, chunk_size=chunk_size, sample=sample, seed=seed)
     if fmt == "jsonl" and report.records_read and not len(result.table) and report.skipped:
         report.notes.append(f"no product kept: check columns={dict(columns)} against the file's keys")
     return result

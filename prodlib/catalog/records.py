@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
+import heapq
 import io
+import itertools
 import json
 import os
 import sys
@@ -21,7 +24,8 @@ import pandas as pd
 from prodlib.catalog.fields import Row
 from prodlib.catalog.report import CatalogError, CatalogResult, ReadReport
 
-__all__ = ["collect", "csv_records", "decode_line", "json_records", "partial_allowed", "raw_lines", "read_rows"]
+__all__ = ["collect", "csv_records", "decode_line", "json_records", "partial_allowed", "raw_lines", "read_rows",
+           "sample_rows"]
 
 _BLOCK = 1 << 16  # a corrupt gzip stream loses at most the lines of one block
 
@@ -215,35 +219,38 @@ def csv_records(path: Path, report: ReadReport) -> Iterator[dict[str, Any]]:
 
 def collect(rows: Generator[Row, None, None], report: ReadReport, *, limit: int | None = None,
             require_title: bool = False, require_description: bool = False, require_image: bool = False,
-            require_category: bool = True, chunk_size: int = 50_000) -> Iterator[pd.DataFrame]:
+            require_category: bool = True, chunk_size: int = 50_000, sample: int | None = None,
+            seed: int = 0) -> Iterator[pd.DataFrame]:
     """Table chunks of the rows that pass the ``require_*`` filters, duplicate ids dropped (the first kept), up
-    to ``limit`` products; notes what kept products lack. The ``source`` column is ``report.source``."""
+    to ``limit`` products; notes what kept products lack. The ``source`` column is ``report.source``. With
+    ``sample``, one table: the seeded random sample of that many eligible products (:func:`sample_rows`) among the
+    first ``limit``."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of records, got {chunk_size}")
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be None or a non-negative number of products, got {limit}")
+    if sample is not None and sample < 1:
+        raise ValueError(f"sample must be None or a positive number of products, got {sample}")
+    need = {"category": require_category, "title": require_title, "description": require_description,
+            "image": require_image}
     seen: set[str] = set()
     missing: Counter[str] = Counter()
     pending: list[Row] = []
     with closing(rows):  # when a limit ends the read early, this also stops the 2014 reader's worker processes
-        while limit is None or report.kept + len(pending) < limit:
-            if (row := next(rows, None)) is None:
-                break
-            if not row.paths and require_category:
-                report.skip("no category", row.id)
-            elif not row.title and require_title:
-                report.skip("no title", row.id)
-            elif not row.description and require_description:
-                report.skip("no description", row.id)
-            elif row.image is None and require_image:
-                report.skip("no image", row.id)
-            else:
-                pending.append(row)
-                if len(pending) >= chunk_size:
-                    yield _chunk(pending, seen, report, missing)
-                    pending = []
+        if sample is not None:
+            eligible = itertools.islice((row for row in rows if _passes(row, report, need)), limit)
+            yield _chunk(sample_rows(eligible, report, sample, seed), seen, report, missing)
         else:
-            report.notes.append(f"stopped after {limit:,} products (limit={limit})")
+            while limit is None or report.kept + len(pending) < limit:
+                if (row := next(rows, None)) is None:
+                    break
+                if _passes(row, report, need):
+                    pending.append(row)
+                    if len(pending) >= chunk_size:
+                        yield _chunk(pending, seen, report, missing)
+                        pending = []
+            else:
+                report.notes.append(f"stopped after {limit:,} products (limit={limit})")
     if pending:
         yield _chunk(pending, seen, report, missing)
     report.notes += [f"{n:,} kept products have no {what}" for what, n in missing.items() if n]
@@ -252,6 +259,43 @@ def collect(rows: Generator[Row, None, None], report: ReadReport, *, limit: int 
     if report.damage and not partial_allowed():
         raise CatalogError(f"{report.damage}. {report.kept:,} products were read before the damage; download the "
                            "file again, or set PRODLIB_PARTIAL_INPUT=1 to use them")
+
+
+def _passes(row: Row, report: ReadReport, need: dict[str, bool]) -> bool:
+    """Whether ``row`` has what ``need`` requires (placeholder image URLs are already ``None``); else a skip."""
+    lacks = {"category": not row.paths, "title": not row.title, "description": not row.description,
+             "image": row.image is None}
+    if what := next((w for w, required in need.items() if required and lacks[w]), None):
+        report.skip(f"no {what}", row.id)
+        return False
+    return True
+
+
+def sample_rows(rows: Iterable[Row], report: ReadReport, n: int, seed: int) -> list[Row]:
+    """The seeded random sample of ``n`` distinct products of ``rows``, in file order, read in one pass that holds
+    only the sample (notebook 01): each id gets a key from a hash of ``seed`` and the id, the ``n`` smallest keys
+    win. The sample is uniform, does not depend on the file's order or size, and a repeated id (same key) is
+    recognised without remembering every id; only repeats of sampled ids are counted as duplicates."""
+    heap: list[tuple[int, str]] = []  # (-key, id) of the sample: the root has the largest key
+    chosen: dict[str, tuple[int, Row]] = {}  # id -> (position, row)
+    eligible = 0
+    for position, row in enumerate(rows):
+        if row.id in chosen:
+            report.skip("duplicate id (first kept)", row.id)
+            report.duplicates += 1
+            continue
+        eligible += 1
+        key = int.from_bytes(hashlib.blake2b(f"{seed}:{row.id}".encode(), digest_size=8).digest(), "big")
+        if len(heap) < n:
+            heapq.heappush(heap, (-key, row.id))
+        elif key < -heap[0][0]:
+            del chosen[heapq.heapreplace(heap, (-key, row.id))[1]]
+        else:
+            continue
+        chosen[row.id] = (position, row)
+    report.notes.append(f"seeded sample of {len(chosen):,} of {eligible:,} eligible products (seed {seed}), drawn "
+                        "while streaming")
+    return [row for _, row in sorted(chosen.values(), key=lambda pr: pr[0])]
 
 
 def _chunk(rows: list[Row], seen: set[str], report: ReadReport, missing: Counter[str]) -> pd.DataFrame:
