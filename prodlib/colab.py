@@ -4,6 +4,9 @@ JAX or PyTorch. Explained in the book's chapter *Reproduce it yourself* (section
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -12,13 +15,14 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from prodlib.accelerate import accelerators
+from prodlib.artifacts import repo_root, run_root
 from prodlib.config import PROFILES, ProfileError
 
-__all__ = ["REPOSITORY_URL", "SetupInfo", "choose_profile", "detect_gpus", "on_colab", "setup_notebook"]
-
-#: The study's repository; Colab installs ``prodlib`` from it.
-REPOSITORY_URL = "https://github.com/prodlib-study/prodlib"
+__all__ = ["SetupInfo", "choose_profile", "detect_gpus", "missing_stages", "on_colab", "repository_url",
+           "run_missing_stages", "setup_notebook"]
 GPU_HINT = "On Colab: Runtime > Change runtime type > Hardware accelerator: GPU (T4 is enough), then rerun."
 
 
@@ -46,6 +50,16 @@ class SetupInfo:
                           f"  Keras backend: {self.keras_backend}",
                           f"  profile: {self.profile} ({self.profile_reason})",
                           *(f"  note: {note}" for note in self.notes)])
+
+
+def repository_url() -> str:
+    """The study's repository, set once in ``_config.yml`` (``repository.url``); where pip installed prodlib from
+    when there is no clone (Colab: the setup cell's install line); ``""`` when neither says."""
+    if (config := repo_root() / "_config.yml").is_file():
+        return str(((yaml.safe_load(config.read_text()) or {}).get("repository") or {}).get("url") or "")
+    with contextlib.suppress(Exception):  # pip's record of a git install (PEP 610)
+        return str(json.loads(importlib.metadata.distribution("prodlib").read_text("direct_url.json") or "")["url"])
+    return ""
 
 
 def on_colab(modules: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> bool:
@@ -89,11 +103,48 @@ def choose_profile(*, colab: bool, has_gpu: bool, environ: Mapping[str, str] | N
     return "smoke", "chosen automatically: no real catalog configured ($PRODLIB_CATALOG unset)"
 
 
-def setup_notebook(*, profile_env: str = "PRODLIB_PROFILE", environ: MutableMapping[str, str] | None = None,
-                   modules: Mapping[str, object] | None = None, nvidia_smi: str = "nvidia-smi",
-                   quiet: bool = False) -> SetupInfo:
+def missing_stages(notebook: str, profile: str, run_dir: str | os.PathLike[str] | None = None,
+                   root: Path | None = None) -> list[str]:
+    """The notebooks before ``notebook`` in the TOC of ``root`` whose stage has no finished run of ``profile`` in
+    ``run_dir`` (no ``<NN>_*/manifest.json``): what a chapter opened alone needs first."""
+    from prodlib.pipeline import toc_notebooks
+    runs = run_root(run_dir) / profile
+    return [rel.stem for rel in toc_notebooks(root or repo_root())
+            if rel.stem[:2] < notebook[:2] and not any(runs.glob(f"{rel.stem[:2]}_*/manifest.json"))]
+
+
+def run_missing_stages(notebook: str, profile: str, *, environ: Mapping[str, str] | None = None,
+                       say: Callable[[str], None] = print) -> list[str]:
+    """Run, through the runner, the earlier notebooks that ``notebook`` needs and that the run folder
+    (``$PRODLIB_RUN_DIR``, e.g. on Google Drive, else ``./runs``) lacks; returns them. Without a clone (Colab after
+    ``pip install``), the repository of :func:`repository_url` is cloned into ``./prodlib-repo`` first, for its
+    notebooks."""
+    environ = os.environ if environ is None else environ
+    runs = run_root(environ.get("PRODLIB_RUN_DIR") or None).resolve()
+    if not ((root := repo_root()) / "_toc.yml").is_file() and not (root := Path.cwd() / "prodlib-repo").is_dir():
+        say(f"prodlib setup: cloning {repository_url()} into {root} for the notebooks of the earlier stages")
+        subprocess.run(["git", "clone", "-q", "--depth", "1", repository_url(), str(root)], check=True)
+    if not (missing := missing_stages(notebook, profile, runs, root)):
+        return []
+    say(f"prodlib setup: {notebook} reads what {', '.join(missing)} wrote for profile {profile!r}, and {runs} has "
+        "no finished run of them (a fresh runtime): running them first, through the runner.")
+    cmd = [sys.executable, "-m", "prodlib", "run", "--profile", profile, "--no-book", "--run-dir", str(runs)]
+    cmd += [arg for stem in missing for arg in ("--only", stem[:2])]
+    env = {**environ, "PRODLIB_PREPARING": "1"}  # the notebooks it runs do not prepare again
+    with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout or []:  # the runner's progress, line by line, into the notebook
+            say(line.rstrip())
+    if proc.returncode:
+        raise RuntimeError(f"running {', '.join(missing)} failed (exit {proc.returncode}); see the lines above")
+    return missing
+
+
+def setup_notebook(notebook: str | None = None, *, profile_env: str = "PRODLIB_PROFILE",
+                   environ: MutableMapping[str, str] | None = None, modules: Mapping[str, object] | None = None,
+                   nvidia_smi: str = "nvidia-smi", quiet: bool = False) -> SetupInfo:
     """Detect Colab and the GPU, export the default profile as ``os.environ[profile_env]`` (an explicit ``PROFILE``
-    parameter still wins) and print a short report; ``environ``, ``modules`` and ``nvidia_smi`` exist for tests."""
+    parameter still wins) and print a short report; ``environ``, ``modules`` and ``nvidia_smi`` exist for tests.
+    On Colab, the earlier stages ``notebook`` needs are run first when missing (:func:`run_missing_stages`)."""
     environ = os.environ if environ is None else environ
     colab = on_colab(modules, environ)
     gpus = detect_gpus(nvidia_smi=nvidia_smi, modules=modules)
@@ -108,13 +159,13 @@ def setup_notebook(*, profile_env: str = "PRODLIB_PROFILE", environ: MutableMapp
     if profile == "full" and not gpus:
         notes.append("the full profile trains ResNet-50 on ~119k images: expect days on a CPU; use a GPU.")
     if colab:
-        run_dir = environ.get("PRODLIB_RUN_DIR") or str(Path.cwd() / "runs")
-        notes.append(f"outputs go to {run_dir}/{profile}/ (lost when the runtime is recycled). Notebooks 02-06 read "
-                     "what the earlier notebooks wrote: in a fresh runtime run them in order, or all at once: "
-                     f"!git clone --depth 1 {REPOSITORY_URL} /content/prodlib-repo && cd /content/prodlib-repo && "
-                     f"python -m prodlib run --profile {profile} --no-book --run-dir {run_dir}")
+        notes.append(f"outputs go to {run_root(environ.get('PRODLIB_RUN_DIR') or None)}/{profile}/, lost when the "
+                     "runtime is recycled unless PRODLIB_RUN_DIR points at Google Drive; earlier stages this notebook "
+                     "needs are run first when missing.")
     info = SetupInfo(on_colab=colab, gpus=gpus, profile=profile, profile_reason=reason,
                      keras_backend=environ.get("KERAS_BACKEND") or "tensorflow", notes=tuple(notes))
     if not quiet:
         print(info.summary())
+    if colab and notebook and not environ.get("PRODLIB_PREPARING"):
+        run_missing_stages(notebook, profile, environ=environ, say=print)
     return info

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pandas as pd
 from prodlib.config import Profile
 from prodlib.pipeline import _ANSI, PipelineError, toc_notebooks
 
-__all__ = ["build_book", "glue_numbers", "stage_book"]
+__all__ = ["build_book", "glue_numbers", "relative_paths", "stage_book"]
 
 
 def glue_numbers(prefix: str, numbers: Mapping[str, Any]) -> pd.Series:
@@ -89,11 +90,23 @@ def stage_book(root: Path, prof: Profile, runs: Path, build_dir: Path) -> Path:
     for rel in toc_notebooks(root):
         if not (executed := runs / prof.name / "notebooks" / rel.name).exists():
             raise PipelineError(f"{executed} is missing: run the pipeline before building the book")
-        shutil.copy2(executed, stage / rel)
+        (stage / rel).write_text(relative_paths(executed.read_text(), root, runs))
     (generated := stage / "book" / "_generated").mkdir(parents=True, exist_ok=True)
     (generated / "run_banner.md").write_text(_banner(prof, runs))
     (generated / "run_times.md").write_text(_run_times(root, prof, runs))
     return stage
+
+
+def relative_paths(text: str, root: Path, runs: Path) -> str:
+    """``text`` without the folders of the machine that ran it: the run folder becomes ``runs``, the repository
+    ``.``, Python's installation ``<python>`` and the home folder ``~``, so published pages and notebooks show no
+    build machine (*Reproduce it yourself*)."""
+    swaps = {str(p): new for new, paths in (("runs", [runs, runs.resolve()]), (".", [root, root.resolve()]),
+                                            ("<python>", [Path(sys.prefix), Path(sys.base_prefix)]),
+                                            ("~", [Path.home()])) for p in paths if p.is_absolute()}
+    for old in sorted(swaps, key=len, reverse=True):  # the longest first: runs/ may lie inside the repository
+        text = re.sub(re.escape(old) + r"(?=[/\\\"'\s:]|$)", lambda _, new=swaps[old]: new, text)
+    return text
 
 
 def build_book(stage: Path, path_output: Path) -> Path:

@@ -103,7 +103,7 @@ def test_setup_notebook_simulated_colab_without_gpu(tmp_path: Path, capsys: pyte
     out = capsys.readouterr().out
     assert "Google Colab" in out
     assert "Runtime > Change runtime type" in out
-    assert "git clone" in out  # how to produce the earlier notebooks' outputs in a fresh runtime
+    assert "earlier stages this notebook needs are run first" in out and "Google Drive" in out
 
 
 def test_setup_notebook_simulated_colab_with_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,3 +138,47 @@ def test_setup_cell_is_fast_and_imports_no_deep_learning_library() -> None:
     assert float(elapsed) < 1.0, elapsed
     assert imported == "False"
     assert time.perf_counter() - start < 20
+
+
+def _finished(runs: Path, *stages: str) -> None:
+    for stage in stages:
+        (runs / "smoke" / stage).mkdir(parents=True)
+        (runs / "smoke" / stage / "manifest.json").write_text("{}")
+
+
+def test_missing_stages_are_the_earlier_ones_without_a_finished_run(tmp_path: Path) -> None:
+    _finished(tmp_path, "01_data", "03_description")
+    (tmp_path / "smoke" / "02_title").mkdir()  # started, never finished: no manifest
+    assert colab.missing_stages("05_fusion", "smoke", tmp_path) == ["02_title_classifier", "04_image_classifier"]
+    assert colab.missing_stages("01_data_exploration", "smoke", tmp_path) == []
+    assert colab.missing_stages("02_title_classifier", "sample", tmp_path) == ["01_data_exploration"]
+
+
+def test_without_a_clone_the_repository_is_cloned_for_its_notebooks(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(colab, "repo_root", lambda: tmp_path / "site-packages")  # pip-installed: no _toc.yml
+    monkeypatch.setattr(colab, "repository_url", lambda: f"file://{Path(__file__).resolve().parents[1]}")
+    monkeypatch.chdir(tmp_path)
+    _finished(tmp_path / "drive", "01_data")  # a run folder kept on Google Drive
+    said: list[str] = []
+    ran = colab.run_missing_stages("02_title_classifier", "smoke", environ={"PRODLIB_RUN_DIR": str(tmp_path / "drive")},
+                                   say=said.append)
+    assert ran == [] and (tmp_path / "prodlib-repo" / "_toc.yml").is_file()
+    assert said == [f"prodlib setup: cloning file://{Path(__file__).resolve().parents[1]} into "
+                    f"{tmp_path / 'prodlib-repo'} for the notebooks of the earlier stages"]
+
+
+@pytest.mark.slow
+def test_a_chapter_opened_alone_on_simulated_colab_runs_the_earlier_stage_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = {**os.environ, "COLAB_RELEASE_TAG": "release-colab", "PRODLIB_RUN_DIR": str(tmp_path / "runs"),
+           "PRODLIB_PROFILE": "smoke", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("PRODLIB_PREPARING", None)
+    colab.setup_notebook("02_title_classifier", environ=env, modules={}, nvidia_smi=str(tmp_path / "absent"))
+    out = capsys.readouterr().out
+    assert "02_title_classifier reads what 01_data_exploration wrote for profile 'smoke'" in out
+    assert "01_data_exploration: done in" in out  # the runner's progress, in the notebook
+    assert (tmp_path / "runs" / "smoke" / "01_data" / "manifest.json").is_file()
+    assert colab.missing_stages("02_title_classifier", "smoke", tmp_path / "runs") == []
+    colab.setup_notebook("02_title_classifier", environ=env, modules={}, nvidia_smi=str(tmp_path / "absent"))
+    assert "running them first" not in capsys.readouterr().out  # found: nothing is run again

@@ -3,6 +3,7 @@ errors; then the HTML is checked as a reader would see it."""
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,14 @@ def test_reproduce_page_quotes_the_measured_run_times(built):
     for rel in toc_notebooks(repo_root()):
         seconds = json.loads((tmp / "runs" / "smoke" / ".pipeline" / f"{rel.stem}.json").read_text())["seconds"]
         assert f"{rel.stem} {seconds:.1f} s" in text
+
+
+def test_published_pages_and_notebooks_show_no_path_of_the_build_machine(built):
+    tmp, result = built
+    machine = {str(tmp), str(tmp.resolve()), str(repo_root()), sys.prefix, sys.base_prefix, str(Path.home())}
+    for page in [*result.book.rglob("*.html"), *result.book.rglob("*.ipynb")]:
+        text = page.read_text(errors="replace")
+        for path in machine:
+            assert not re.search(re.escape(path) + r"(?=[/\\\"'\s:<]|$)", text), f"{path} in {page}"
+    page = (result.book / "book" / "reproduce.html").read_text()
+    assert "{{ repository_url }}" not in page and "git clone https://github.com/" in page  # from _config.yml

@@ -143,7 +143,8 @@ def _string_list(text: str, source: str) -> Any:
 
 def _on_source_read(app: Sphinx, docname: str, source: list[str]) -> None:
     path = str(app.env.doc2path(docname))
-    if not path.endswith(".ipynb"):
+    if not path.endswith(".ipynb"):  # chapters: {{ repository_url }} (code blocks too) from _config.yml
+        source[0] = source[0].replace("{{ repository_url }}", app.config.html_theme_options.get("repository_url", ""))
         return
     try:
         nb = json.loads(source[0])
