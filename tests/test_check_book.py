@@ -191,3 +191,21 @@ def test_reproduce_chapter_matches_the_profiles() -> None:
     for variable in ("PRODLIB_AMAZON2014", "PRODLIB_GLOVE", "PRODLIB_WORD2VEC", "PRODLIB_IMAGE_WEIGHTS"):
         assert variable in text
         assert any(variable in p.read_text() for p in (ROOT / "prodlib").rglob("*.py")), f"{variable} unused"
+
+
+def test_the_full_estimate_is_computed_from_measured_rates() -> None:
+    full = PROFILES["full"]
+    rates = [{"machine": "GPU X | CPU Y (8 cores)", "backend": "jax", "measured": "2026-01-01",
+              "rates": {"title_samples_per_s": 2000.0, "description_samples_per_s": 500.0,
+                        f"images_per_s_{full.image_size}px": 100.0}}]
+    row = book_ext.estimate_markdown(rates, "full").splitlines()[2]
+    n_train = full.n_products - full.test_size
+    title = full.text_epochs * n_train / 2000 / 3600
+    desc = full.text_epochs * n_train / 500 / 3600
+    image = full.image_epochs * n_train * len({full.trainable_layers, *full.k_sweep}) / 100 / 3600
+    assert row == (f"| GPU X | CPU Y (8 cores) (jax, 2026-01-01) | {title:,.1f} h | {desc:,.1f} h | {image:,.1f} h "
+                   f"| {title + desc + image:,.1f} h |")
+    with pytest.raises(ValueError, match="no fixed number"):
+        book_ext.estimate_markdown(rates, "smoke")
+    measured = json.loads((ROOT / "benchmarks" / "rates.json").read_text())  # what the book reads
+    assert measured and book_ext.estimate_markdown(measured, "full").count("\n") == len(measured) + 2

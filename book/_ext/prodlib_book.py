@@ -10,7 +10,10 @@ notebook page it
   without a caption (cell metadata ``mystnb.figure.caption``), so that a broken run cannot publish quietly.
 
 It also adds the directive ``prodlib-profiles``: a table of chosen fields of every profile, read from
-:data:`prodlib.config.PROFILES` at build time, so the *Reproduce* chapter cannot drift from the code.
+:data:`prodlib.config.PROFILES` at build time, so the *Reproduce* chapter cannot drift from the code; and
+``prodlib-estimate``: a profile's training time on each machine of ``benchmarks/rates.json``, computed from the
+per-sample rates ``benchmarks/bench_rates.py`` measured there. In chapters, ``{{ repository_url }}`` (code
+blocks too) becomes ``repository.url`` of ``_config.yml``.
 """
 
 from __future__ import annotations
@@ -118,6 +121,46 @@ def profile_table_markdown(fields: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def estimate_markdown(rates: list[dict[str, Any]], profile: str = "full") -> str:
+    """A MyST table: hours of training of ``profile`` on each measured machine. Per model, epochs × training
+    products ÷ samples per second: title and description (``text_epochs``), the image model once per value of
+    ``{trainable_layers} ∪ k_sweep`` (``image_epochs``); early stopping only shortens it, downloads are extra."""
+    from prodlib.config import PROFILES
+
+    prof = PROFILES[profile]
+    if prof.n_products is None or not isinstance(prof.test_size, int):
+        raise ValueError(f"prodlib-estimate: profile {profile!r} has no fixed number of training products")
+    n_train, image_runs = prof.n_products - prof.test_size, len({prof.trainable_layers, *prof.k_sweep})
+    lines = ["| machine (backend, measured) | title | description | image | all |", "|---|---|---|---|---|"]
+    for entry in rates:
+        r = entry["rates"]
+        hours = [prof.text_epochs * n_train / r["title_samples_per_s"] / 3600,
+                 prof.text_epochs * n_train / r["description_samples_per_s"] / 3600,
+                 prof.image_epochs * n_train * image_runs / r[f"images_per_s_{prof.image_size}px"] / 3600]
+        cells = [f"{h:,.1f} h" for h in [*hours, sum(hours)]]
+        lines.append(f"| {entry['machine']} ({entry['backend']}, {entry['measured']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+class EstimateDirective(SphinxDirective):
+    """``{prodlib-estimate}`` with option ``:profile: full``: :func:`estimate_markdown` of ``benchmarks/rates.json``."""
+
+    has_content = False
+    option_spec = {"profile": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        from prodlib.artifacts import repo_root
+
+        try:
+            rates = json.loads((repo_root() / "benchmarks" / "rates.json").read_text())
+            text = estimate_markdown(rates, self.options.get("profile", "full"))
+        except (OSError, ValueError, KeyError) as exc:
+            return [self.state.document.reporter.error(f"prodlib-estimate: {exc}", line=self.lineno)]
+        container = nodes.container(classes=["prodlib-estimate"])
+        self.state.nested_parse(_string_list(text, self.get_source_info()[0]), self.content_offset, container)
+        return [container]
+
+
 class ProfilesDirective(SphinxDirective):
     """``{prodlib-profiles}`` with option ``:fields: a, b, c``: the profiles' values of those fields."""
 
@@ -198,6 +241,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("prodlib_max_output_lines", 60, "env")
     app.add_config_value("prodlib_require_captions", True, "env")
     app.add_directive("prodlib-profiles", ProfilesDirective)
+    app.add_directive("prodlib-estimate", EstimateDirective)
     app.connect("source-read", _on_source_read)
     app.connect("autodoc-process-docstring", protect_attribute_docstring, priority=400)
     app.connect("html-page-context", dedupe_scripts, priority=100)
