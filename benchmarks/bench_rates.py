@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 
 def machine() -> str:
-    """``<GPU names> | <CPU model> (<n> cores)``."""
+    """``<GPU names>; <CPU model> (<n> cores)``."""
     from prodlib.colab import detect_gpus
     cpu = platform.processor() or platform.machine()
     try:
@@ -36,7 +36,7 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     gpus = ", ".join(detect_gpus()) or "no GPU"
-    return f"{gpus} | {cpu} ({os.cpu_count()} cores)"
+    return f"{gpus}; {cpu} ({os.cpu_count()} cores)"
 
 
 def rate(model, x: np.ndarray, y: np.ndarray, batch: int, epochs: int) -> float:

@@ -203,7 +203,7 @@ def test_the_full_estimate_is_computed_from_measured_rates() -> None:
     title = full.text_epochs * n_train / 2000 / 3600
     desc = full.text_epochs * n_train / 500 / 3600
     image = full.image_epochs * n_train * len({full.trainable_layers, *full.k_sweep}) / 100 / 3600
-    assert row == (f"| GPU X | CPU Y (8 cores) (jax, 2026-01-01) | {title:,.1f} h | {desc:,.1f} h | {image:,.1f} h "
+    assert row == (f"| GPU X \\| CPU Y (8 cores) (jax, 2026-01-01) | {title:,.1f} h | {desc:,.1f} h | {image:,.1f} h "
                    f"| {title + desc + image:,.1f} h |")
     with pytest.raises(ValueError, match="no fixed number"):
         book_ext.estimate_markdown(rates, "smoke")

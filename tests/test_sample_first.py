@@ -204,8 +204,8 @@ def test_full_profile_notebook_01_requests_exactly_the_sampled_images(server: Fi
     run_dir = tmp_path / "runs"
     env = {**os.environ, "PRODLIB_AMAZON2014": str(meta), "PYTHONPATH": str(repo_root()), "PRODLIB_OFFLINE": ""}
     cmd = [sys.executable, "-m", "prodlib", "run", "--profile", "full", "--only", "01", "--no-book",
-           "--run-dir", str(run_dir), "--run-name", "small-full", "--set", "n_products=60", "--set", "label_min_count=5",
-           "--set", "test_size=12"]
+           "--run-dir", str(run_dir), "--run-name", "small-full", "--set", "n_products=60",
+           "--set", "label_min_count=5", "--set", "test_size=12"]
     done = subprocess.run(cmd, env=env, cwd=repo_root(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     stage = run_dir / "experiments" / "small-full" / "full" / "01_data"  # a run with --set is an experiment

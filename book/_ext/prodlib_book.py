@@ -138,7 +138,8 @@ def estimate_markdown(rates: list[dict[str, Any]], profile: str = "full") -> str
                  prof.text_epochs * n_train / r["description_samples_per_s"] / 3600,
                  prof.image_epochs * n_train * image_runs / r[f"images_per_s_{prof.image_size}px"] / 3600]
         cells = [f"{h:,.1f} h" for h in [*hours, sum(hours)]]
-        lines.append(f"| {entry['machine']} ({entry['backend']}, {entry['measured']}) | " + " | ".join(cells) + " |")
+        machine = str(entry["machine"]).replace("|", "\\|")
+        lines.append(f"| {machine} ({entry['backend']}, {entry['measured']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
