@@ -38,6 +38,7 @@ def test_the_repository_url_is_read_from_config_yml() -> None:
     for nb in sorted(ROOT.glob("notebooks/*.ipynb")):
         cells = json.loads(nb.read_text())["cells"]
         assert f'"prodlib @ git+{url}"' in "".join(cells[0]["source"]), nb.name
+        assert f'setup_notebook("{nb.stem}")' in "".join(cells[0]["source"]), nb.name  # opens alone on Colab
         assert not any(url in "".join(c["source"]) for c in cells[1:]), nb.name
     done = subprocess.run([sys.executable, "tools/retarget.py", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout  # README badges and setup cells agree with _config.yml
