@@ -120,8 +120,8 @@ def display_table(table: pd.DataFrame, *, not_ranked: Sequence[str] = ("oracle",
     no number (the paper's gaps), the best of each column in bold (``not_ranked`` rows excepted). A pandas Styler."""
     t = table.set_index("model")
     spec = {"paper_f1": ("paper", None), "f1": ("ours [95 % CI]", ("ci_low", "ci_high")),
-            "f1_oof": ("ours, fit on out-of-fold [95 % CI]", ("oof_ci_low", "oof_ci_high")),
-            "f1_tuned": ("ours, tuned threshold", None), "seeds_mean": ("mean ± sd over seeds", "seeds_sd")}
+            "f1_oof": ("out-of-fold fit", ("oof_ci_low", "oof_ci_high")), "f1_tuned": ("tuned threshold", None),
+            "seeds_mean": ("seeds: mean ± sd", "seeds_sd")}
     cells, bold = {}, {}
     for col, (label, extra) in spec.items():
         if col not in t or t[col].isna().all():
