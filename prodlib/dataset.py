@@ -79,6 +79,9 @@ def build_dataset(catalog: pd.DataFrame, profile: Profile) -> Dataset:
     """Sample (before labelling, as in the paper), label (flatten + min-count filter; products left without
     a label are dropped and counted in ``stats``) and split ``catalog`` as ``profile`` says."""
     check_catalog(catalog)
+    if catalog.empty:
+        raise ValueError("the catalog has no product left to label: see the read report above for why its records "
+                         "were skipped (a wrong format in PRODLIB_CATALOG, or columns that the mapping does not name)")
     table = catalog.set_index("id", drop=False)
     table.index = table.index.astype(str)
     table = table.loc[ids := sample_ids(list(table.index), profile.n_products, profile.seed)]

@@ -36,7 +36,7 @@ from prodlib.catalog import (
     read_generic,
 )
 from prodlib.config import get_profile
-from prodlib.dataset import check_catalog
+from prodlib.dataset import build_dataset, check_catalog
 from prodlib.demo import DEMO_SOURCE
 from prodlib.text import strip_html
 
@@ -524,6 +524,25 @@ def test_read_catalog_errors_say_what_is_accepted(tmp_path: Path) -> None:
         read_catalog(tmp_path / "x.csv")
     with pytest.raises(CatalogError, match="cannot tell"):
         read_catalog(tmp_path)
+
+
+def test_a_wrong_format_prefix_names_the_format_the_file_looks_like(shared: Path, tmp_path: Path) -> None:
+    fk = shared / "flipkart1050" / "flipkart_com-ecommerce_sample_1050.csv"
+    gift = shared / "amazon2018" / "meta_Gift_Cards.json.gz"
+    with pytest.raises(CatalogError, match=f"does not fit the format amazon2018: it looks like flipkart; use the spec "
+                                           f"flipkart:{re.escape(str(fk))}"):
+        read_catalog(f"amazon2018:{fk}")  # was: an empty table, then "lower label_min_count"
+    with pytest.raises(CatalogError, match=f"looks like amazon2018; use the spec amazon2018:{re.escape(str(gift))}"):
+        read_catalog(f"amazon2023:{gift}")
+    with pytest.raises(CatalogError, match="looks like amazon2018"):
+        read_catalog(f"flipkart:{gift}")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("id,title,category\n1,Mug,Home\n")
+    with pytest.raises(CatalogError, match="looks like generic; use the spec generic:.*mapping"):
+        read_catalog(f"amazon2014:{mine}")
+    assert len(read_catalog(f"amazon2018:{gift}", limit=2).table) == 2  # the right prefix still reads
+    with pytest.raises(ValueError, match="no product left to label.*wrong format"):
+        build_dataset(read_amazon2018(fk).table, get_profile("sample"))
 
 
 def test_catalog_from_env(monkeypatch: pytest.MonkeyPatch, shared: Path, tmp_path: Path) -> None:

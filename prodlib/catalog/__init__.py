@@ -53,7 +53,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         if any(p.glob("flipkart_*.csv")):
             return "flipkart"
         raise CatalogError(f"cannot tell the catalog format of folder {p}; accepted: {_ACCEPTED}")
-    first = first_line(p)
+    first = first_line(p).lstrip("\ufeff")
     if p.name.lower().endswith((".csv", ".csv.gz")):
         if "uniq_id" in first and "product_category_tree" in first:
             return "flipkart"
@@ -67,11 +67,27 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "amazon2014"  # a Python dict literal
     if "parent_asin" in rec:  # a line that starts with "{" and parses is a JSON object
         return "amazon2023"
-    if "category" in rec or "asin" in rec:
+    if "category" in rec:
         return "amazon2018"
     if "categories" in rec:
         return "amazon2014"
+    if "asin" in rec:
+        return "amazon2018"
     raise CatalogError(f"cannot tell the catalog format of {p} (keys {sorted(rec)[:10]}); accepted: {_ACCEPTED}")
+
+
+def _check_fits(fmt: str, p: Path) -> None:
+    """A :class:`CatalogError` when the file of ``fmt:p`` looks like another format, naming it and the spec to use
+    (otherwise its records would all be skipped and the table come out empty)."""
+    try:
+        looks = detect_format(p)
+    except CatalogError:
+        looks = "generic" if p.is_file() else None  # a CSV or JSON lines with other columns
+    if looks is None or looks == fmt:
+        return
+    how = (f"use the spec generic:{p} with a mapping of its columns (see the README)" if looks == "generic"
+           else f"use the spec {looks}:{p}")
+    raise CatalogError(f"{p} does not fit the format {fmt}: it looks like {looks}; {how}")
 
 
 def _locate(path: str | os.PathLike[str]) -> Path:
@@ -102,6 +118,8 @@ def read_catalog(spec: str | os.PathLike[str], *, cache_dir: str | os.PathLike[s
             raise CatalogError(str(e)) from e
     if not p.exists():
         raise CatalogError(f"catalog path {p} does not exist; accepted: {_ACCEPTED}")
+    if fmt in ("amazon2014", "amazon2018", "amazon2023", "flipkart"):
+        _check_fits(fmt, p)
     fmt = fmt or ("generic" if "columns" in kw else detect_format(p))
     if fmt == "generic" and "columns" not in kw:
         kw = {**kw, "columns": default_columns(p)}
