@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prodlib.artifacts import repo_root, run_root
+from prodlib.catalog.generic import mapping_beside
 from prodlib.config import Profile, ProfileError, get_profile, validate_profile
 
 __all__ = ["NotebookFailed", "PipelineError", "RunResult", "file_fingerprints", "input_key", "run", "run_name",
@@ -86,9 +87,13 @@ def file_fingerprints(specs: Iterable[str | None]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for spec in filter(None, specs):
-        for cand in (spec, spec.split(":", 1)[-1]):
+        file, _, mapping = spec.partition("?mapping=")
+        for cand in (file, file.split(":", 1)[-1]):
             if (path := Path(cand).expanduser()).is_file():
                 out[spec] = one(path, True)
+                given = path.parent / mapping if (path.parent / mapping).is_file() else Path(mapping).expanduser()
+                if (m := given if mapping else mapping_beside(path)) and m.is_file():  # a generic catalog's mapping
+                    out[f"{spec} mapping"] = one(m, True)
             elif path.is_dir():
                 out[spec] = {str(f.relative_to(path)): one(f, f.parent == path)
                              for f in sorted(path.rglob("*")) if f.is_file()}
