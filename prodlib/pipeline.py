@@ -177,6 +177,16 @@ def run_name(overrides: Mapping[str, Any], name: str | None = None) -> str | Non
     return slug if len(slug) <= 60 else f"{slug[:50]}-{digest}"
 
 
+def _modalities(stats: Path) -> str:
+    """The runner's line on notebook 01's decision of which modalities the study uses."""
+    try:
+        decided = json.loads(stats.read_text())["modalities"]
+        return "  modalities: " + "; ".join(f"{m} {'used' if m in decided['present'] else 'LEFT OUT'} ({why})"
+                                          for m, why in decided["why"].items())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"  modalities: not recorded ({type(exc).__name__}: {exc})"
+
+
 def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | None = None,
         build_root: Path | None = None, force: bool = False, overrides: Mapping[str, Any] | None = None,
         book: bool = True, only: Iterable[str] = (), progress: bool | None = None, name: str | None = None,
@@ -226,6 +236,8 @@ def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | Non
         state.write_text(json.dumps({"key": key, "seconds": round(seconds, 2),
                                      "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
         say(f"[{n}/{total}] {rel.stem}: done in {seconds:.1f} s")
+        if rel.stem.startswith("01"):
+            say(_modalities(runs / prof.name / "01_data" / "dataset_stats.json"))
         result.notebooks.append({"notebook": rel.stem, "status": "executed", "seconds": round(seconds, 2)})
     if book:
         from prodlib.publish import build_book, stage_book

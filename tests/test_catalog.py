@@ -697,6 +697,9 @@ def test_a_teachers_catalog_through_a_mapping_beside_it(shared: Path, tmp_path: 
         assert (rows["image"].dropna() == ref["image"].dropna()).all()
     else:
         assert rows["image"].isna().all()
+    used = build_dataset(table, get_profile("sample")).stats["modalities"]["present"]  # notebook 01's decision
+    assert used == ["title", *(["description"] if "descriptions" in variant else []),
+                    *(["image"] if "images" in variant else [])]
     again = read_catalog(f"generic:{path}?mapping=shop.mapping.yaml", limit=5)  # the mapping named in the spec
     assert again.table["title"].tolist() == table["title"].tolist()[:5]
 
