@@ -22,8 +22,8 @@ import numpy as np
 from prodlib.config import Profile
 
 __all__ = ["ArtifactError", "ArtifactMismatch", "Predictions", "StageArtifacts", "StageOutput", "atomic_write",
-           "CLASSIFIER_STAGES", "check_same_run", "load_classifier_stages", "load_stage", "repo_root", "run_root",
-           "stage_path", "start_stage", "write_json"]
+           "CLASSIFIER_STAGES", "ModalityAbsent", "check_same_run", "load_classifier_stages", "load_stage", "repo_root",
+           "run_root", "stage_path", "start_stage", "write_json"]
 
 _VERSIONED = ("numpy", "pandas", "scikit-learn", "keras", "tensorflow", "tensorflow-cpu", "jax",
               "torch", "gensim", "pillow", "papermill")
@@ -284,6 +284,10 @@ def load_classifier_stages(profile: str | Profile, run_dir: str | os.PathLike[st
     return stages
 
 
+class ModalityAbsent(ArtifactError):
+    """A classifier notebook started for a modality that notebook 01 found absent from the catalog."""
+
+
 def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str | os.PathLike[str] | None = None,
                 overrides: Mapping[str, Any] | str | None = None, inputs: Iterable[str] = ("01_data",)) -> tuple[
                     Profile, Any, StageOutput]:
@@ -298,6 +302,11 @@ def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str |
     set_seed(prof.seed)
     accel = configure_accelerators(prof)
     ds = load_dataset(prof, run_dir)
+    decided = ds.stats.get("modalities", {})
+    if (m := {s: m for m, s in CLASSIFIER_STAGES.items()}.get(stage)) and m not in decided.get("present", [m]):
+        raise ModalityAbsent(f"{stage} stops: notebook 01 left the {m} out of this study ({decided['why'][m]}), and "
+                             "a classifier without its input would only learn the class priors. Set the profile's "
+                             "modalities or min_modality_share to include it, or use a catalog that carries it")
     out = StageOutput(prof, stage, fingerprint=ds.fingerprint, run_dir=run_dir, inputs=list(inputs))
     out.notes["accelerators"] = accel
     sizes = ", ".join(f"{split} {len(ids):,}" for split, ids in ds.splits.items())

@@ -39,6 +39,10 @@ class Profile:
     """``flat`` (every node name is a label, the paper's rule) or ``path`` (path-qualified names)."""
     label_min_count: int = 20
     image_max_side: int = 256
+    min_modality_share: float = 0.2
+    """A modality (title, description, image) is present when at least this share of the products carry it."""
+    modalities: tuple[str, ...] = ()
+    """The modalities to use, set by hand (e.g. ``title,image``); empty: decided by ``min_modality_share``."""
     # --- text classifiers (notebooks 02, 03) ---
     title_len: int = 57
     desc_len: int = 300
@@ -192,6 +196,9 @@ _RULES: dict[str, tuple[str, Any]] = {  # field: (what is allowed, test); the fi
     "fusion_fit_on": ("val or oof", lambda v: v in ("val", "oof")),
     **dict.fromkeys(["threshold_min_support", "missed_min_support"], ("an integer ≥ 1", lambda v: v >= 1)),
     "dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "min_modality_share": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "modalities": ("distinct names among title, description, image (none: decided from the data)",
+                   lambda v: len(set(v)) == len(v) and set(v) <= {"title", "description", "image"}),
     "threshold": ("a number in (0, 1)", lambda v: 0 < v < 1),
     "mobilenet_alpha": ("one of 0.25, 0.5, 0.75, 1.0", lambda v: v in (0.25, 0.5, 0.75, 1.0)),
     "label_mode": ("flat or path", lambda v: v in ("flat", "path")),

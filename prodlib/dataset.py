@@ -21,8 +21,8 @@ from prodlib.config import Profile
 from prodlib.labels import build_labels, label_matrix
 from prodlib.splits import SPLITS, sample_ids, split_ids
 
-__all__ = ["CATALOG_COLUMNS", "DATA_STAGE", "Dataset", "build_dataset", "check_catalog", "load_dataset",
-           "save_dataset"]
+__all__ = ["CATALOG_COLUMNS", "DATA_STAGE", "Dataset", "build_dataset", "check_catalog", "decide_modalities",
+           "load_dataset", "save_dataset"]
 
 DATA_STAGE = "01_data"
 
@@ -79,6 +79,9 @@ def build_dataset(catalog: pd.DataFrame, profile: Profile) -> Dataset:
     """Sample (before labelling, as in the paper), label (flatten + min-count filter; products left without
     a label are dropped and counted in ``stats``) and split ``catalog`` as ``profile`` says."""
     check_catalog(catalog)
+    if catalog.empty:
+        raise ValueError("the catalog has no product left to label: see the read report above for why its records "
+                         "were skipped (a wrong format in PRODLIB_CATALOG, or columns that the mapping does not name)")
     table = catalog.set_index("id", drop=False)
     table.index = table.index.astype(str)
     table = table.loc[ids := sample_ids(list(table.index), profile.n_products, profile.seed)]
@@ -90,8 +93,31 @@ def build_dataset(catalog: pd.DataFrame, profile: Profile) -> Dataset:
     table["labels"] = result.labels
     splits = split_ids(list(table.index), profile.test_size, profile.val_size, profile.seed)
     stats = {"sampled_products": len(ids), "labels": result.to_dict(),
-             "split_sizes": {k: len(v) for k, v in splits.items()}}
+             "split_sizes": {k: len(v) for k, v in splits.items()}, "modalities": decide_modalities(table, profile)}
     return Dataset(table=table, classes=result.classes, splits=splits, profile=profile.name, stats=stats)
+
+
+def decide_modalities(table: pd.DataFrame, profile: Profile) -> dict[str, Any]:
+    """Which of title, description and image the study uses (notebook 01): each one carried by at least
+    ``profile.min_modality_share`` of the products, or ``profile.modalities`` when set (a modality no product carries
+    is an error). Returns ``present``, ``share`` (per modality) and ``why`` (a sentence per modality)."""
+    has = {"title": table["title"].fillna("").str.strip() != "", "description": table["description"].fillna("")
+           .str.strip() != "", "image": table["image"].notna() & (table["image"].astype(str) != "")}
+    share = {m: round(float(h.mean()) if len(h) else 0.0, 4) for m, h in has.items()}
+    counts = {m: f"{int(h.sum()):,} of {len(table):,} products ({share[m]:.1%})" for m, h in has.items()}
+    if chosen := list(profile.modalities):
+        if empty := [m for m in chosen if not share[m]]:
+            raise ValueError(f"modalities={','.join(chosen)} names {empty}, which no product of this catalog carries; "
+                             "leave modalities empty to decide from the data")
+        present = [m for m in has if m in chosen]
+        why = {m: f"{counts[m]}; {'chosen' if m in chosen else 'left out'} by the profile's modalities" for m in has}
+    else:
+        present = [m for m in has if share[m] >= profile.min_modality_share]
+        why = {m: f"{counts[m]}, {'at least' if m in present else 'below'} min_modality_share "
+                  f"{profile.min_modality_share:.0%}" for m in has}
+    if not present:
+        raise ValueError(f"no modality reaches min_modality_share={profile.min_modality_share}: {counts}; lower it")
+    return {"present": present, "share": share, "why": why}
 
 
 def save_dataset(ds: Dataset, out: StageOutput) -> None:

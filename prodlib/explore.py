@@ -39,13 +39,16 @@ def text_stats(table: pd.DataFrame, columns: tuple[str, ...] = ("title", "descri
     return pd.DataFrame(rows).T
 
 
-def modality_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Products with and without each modality, and with all three."""
+def modality_summary(table: pd.DataFrame, decided: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Products with and without each modality, and with all three; with notebook 01's ``decided`` modalities
+    (:func:`prodlib.dataset.decide_modalities`), whether the study uses each."""
     has = pd.DataFrame({c: table[c].fillna("").str.strip() != "" for c in ("title", "description")}
                        | {"image": table["image"].notna() & (table["image"].astype(str) != "")})
     has["all three"] = has.all(axis=1)
     out = pd.DataFrame({"products with it": has.sum(), "missing": (~has).sum()})
     out["share %"] = 100 * out["products with it"] / max(len(table), 1)
+    if decided:
+        out["used"] = [("yes" if m in decided["present"] else "no") if m in decided["share"] else "" for m in out.index]
     return out
 
 
@@ -88,4 +91,5 @@ def dataset_numbers(ds: Any, modalities: pd.DataFrame, profile: Any, source: str
             "mean_per_class": f"{after['mean_products_per_class']:.1f}",
             **{f"n_{split}": n for split, n in ds.stats["split_sizes"].items()},
             "missing_description": int(modalities["missing"]["description"]),
-            "missing_image": int(modalities["missing"]["image"]), "min_count": profile.label_min_count}
+            "missing_image": int(modalities["missing"]["image"]), "min_count": profile.label_min_count,
+            "modalities": ", ".join(ds.stats.get("modalities", {}).get("present", []))}

@@ -15,18 +15,21 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from prodlib.artifacts import atomic_write
-from prodlib.download import HttpFailure, http_get
+from prodlib.download import OFFLINE_ENV, HttpFailure, http_get, offline
 
 __all__ = ["ImageReport", "USABLE_OUTCOMES", "check_image_file", "is_placeholder_url", "prepare_images"]
 
 #: URL fragments of known placeholder images (Amazon's "no-img" GIF and similar).
 PLACEHOLDER_PATTERNS = ("no-img", "no_img", "noimage", "no-image", "no_image", "placeholder")
+N_PROBES = 3  # image URLs tried first; when none answers, the others are not tried (notebook 01)
+_DEAD = ("network_error", "timeout", "offline")  # outcomes that say nothing answered
 MIN_SIDE = 8  # decoded images with a shorter side (in pixels) are placeholders: 1×1 tracking GIFs, blanks
 #: Outcomes whose product keeps an image; every other outcome means "no usable image".
 USABLE_OUTCOMES = ("ok",)  # plus every ``converted_<mode>`` outcome, see ImageReport.is_usable
@@ -36,8 +39,8 @@ USABLE_OUTCOMES = ("ok",)  # plus every ``converted_<mode>`` outcome, see ImageR
 class ImageReport:
     """The outcome of :func:`prepare_images` for every product (notebook 01). ``log`` has one row per product:
     ``id``, ``source``, ``outcome`` (``ok``, ``converted_<mode>``, ``missing``, ``file_not_found``, ``http_<status>``,
-    ``timeout``, ``network_error``, ``not_image``, ``truncated``, ``too_large``, ``placeholder``, ``write_failed``,
-    ``error``),
+    ``timeout``, ``network_error``, ``offline`` / ``unreachable`` (not tried), ``not_image``, ``truncated``,
+    ``too_large``, ``placeholder``, ``write_failed``, ``error``),
     ``detail``, ``path`` (the stored file or empty) and ``resumed`` (reused from an earlier run)."""
 
     log: pd.DataFrame
@@ -77,6 +80,8 @@ class ImageReport:
         lines += [f"  {outcome:<22} {n:>7}" for outcome, n in self.counts.items()]
         if resumed := self.to_dict()["resumed"]:
             lines.append(f"  ({resumed} reused from an earlier run)")
+        if why := self.extra.get("network"):
+            lines.append(f"  {why}")
         return "\n".join(lines)
 
 
@@ -170,7 +175,8 @@ def check_image_file(path: str | os.PathLike[str] | None) -> bool:
 
 
 def _process(pid: str, source: Any, out_dir: Path, max_side: int, timeout: float, retries: int,
-             backoff: float, previous: dict[str, str], max_bytes: int, deadline: float) -> dict[str, Any]:
+             backoff: float, previous: dict[str, str], max_bytes: int, deadline: float,
+             no_network: tuple[str, str] | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {"id": pid, "source": "" if source is None else str(source), "outcome": "",
                            "detail": "", "path": "", "resumed": False}
     target = out_dir / _safe_name(pid)
@@ -183,6 +189,8 @@ def _process(pid: str, source: Any, out_dir: Path, max_side: int, timeout: float
         if source.startswith(("http://", "https://")):
             if is_placeholder_url(source):
                 raise _Reject("placeholder", "URL of a known placeholder image (not downloaded)")
+            if no_network:
+                raise _Reject(*no_network)
             try:
                 data: bytes | Path = http_get(source, timeout=timeout, retries=retries, backoff=backoff,
                                               max_bytes=max_bytes, deadline=deadline)
@@ -217,8 +225,10 @@ def prepare_images(images: pd.Series, out_dir: str | os.PathLike[str], *, max_si
     an ``http(s)`` URL or ``None``; URLs are fetched in ``workers`` threads (``timeout`` per attempt, ``retries``
     retries ``backoff * 2**n`` s apart, at most ``max_bytes`` and ``deadline`` seconds per image). Images become RGB
     JPEG files in ``out_dir`` (EXIF orientation applied, 16-bit scaled to 8, transparency on white, first GIF frame,
-    at most ``max_side`` pixels long); files validated by an earlier run are reused. Returns ``(paths,
-    report)``: each id's stored file or ``None``, and the :class:`ImageReport`, also in ``out_dir/outcomes.csv``."""
+    at most ``max_side`` pixels long); files validated by an earlier run are reused. The first ``N_PROBES`` URLs are
+    tried first (at most 5 s per attempt): when none answers (or ``$PRODLIB_OFFLINE`` is set), no other URL is
+    tried. Returns ``(paths, report)``: each id's stored file or ``None``, and the :class:`ImageReport`, also in
+    ``out_dir/outcomes.csv``."""
     if max_side < MIN_SIDE:
         raise ValueError(f"max_side={max_side} is too small; use at least {MIN_SIDE} (e.g. 256)")
     if workers < 1:
@@ -233,17 +243,34 @@ def prepare_images(images: pd.Series, out_dir: str | os.PathLike[str], *, max_si
     if len(set(ids)) != len(ids):
         raise ValueError("images must be indexed by unique product ids")
     t0 = time.perf_counter()
+    sources = dict(zip(ids, images.tolist(), strict=True))
+    urls = {pid: urlsplit(src.strip()).netloc for pid, src in sources.items() if isinstance(src, str)
+            and src.strip().startswith("http") and not is_placeholder_url(src) and not (out / _safe_name(pid)).exists()}
+    first = {host: pid for pid, host in reversed(list(urls.items()))}  # the first URL of each host
+    probes = sorted(first.values(), key=list(urls).index)[:N_PROBES]
+    probes += [pid for pid in urls if pid not in probes][: N_PROBES - len(probes)]
+    no_network: tuple[str, str] | None = None
+    extra: dict[str, Any] = {}
+    if probes and offline():
+        no_network = ("offline", f"${OFFLINE_ENV} is set: image URLs are not tried")
+        extra["network"], probes = f"${OFFLINE_ENV} is set: no image URL was tried", []
     with ThreadPoolExecutor(max_workers=workers) as pool:
+        rows = list(pool.map(lambda pid: _process(pid, sources[pid], out, max_side, min(timeout, 5.0), retries,
+                                                  backoff, previous, max_bytes, deadline), probes))
+        if rows and all(r["outcome"] in _DEAD for r in rows):  # nothing answers: do not wait on every other URL
+            no_network = ("unreachable", f"not tried: none of the first {len(rows)} image URLs could be reached")
+            extra["network"] = (f"no image URL can be reached ({len(rows)} probes: {rows[0]['detail']}); the others "
+                                "were not tried")
         futures = [pool.submit(_process, pid, src, out, max_side, timeout, retries, backoff, previous, max_bytes,
-                               deadline)
-                   for pid, src in zip(ids, images.tolist(), strict=True)]
+                               deadline, no_network)
+                   for pid, src in sources.items() if pid not in probes]
         done = as_completed(futures)
         if progress:
             from tqdm.auto import tqdm
             done = tqdm(done, total=len(futures), desc="images", unit="img")
-        rows = [fut.result() for fut in done]
+        rows += [fut.result() for fut in done]
     log = pd.DataFrame(rows, columns=["id", "source", "outcome", "detail", "path", "resumed"])
     log = log.set_index("id", drop=False).loc[ids].reset_index(drop=True)
-    report = ImageReport(log=log, out_dir=out, seconds=time.perf_counter() - t0)
+    report = ImageReport(log=log, out_dir=out, seconds=time.perf_counter() - t0, extra=extra)
     report.save(log_path)
     return pd.Series([p or None for p in log["path"]], index=images.index, dtype=object, name="image"), report

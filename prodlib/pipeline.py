@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prodlib.artifacts import repo_root, run_root
+from prodlib.catalog.generic import mapping_beside
 from prodlib.config import Profile, ProfileError, get_profile, validate_profile
 
 __all__ = ["NotebookFailed", "PipelineError", "RunResult", "file_fingerprints", "input_key", "run", "run_name",
@@ -86,9 +87,13 @@ def file_fingerprints(specs: Iterable[str | None]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for spec in filter(None, specs):
-        for cand in (spec, spec.split(":", 1)[-1]):
+        file, _, mapping = spec.partition("?mapping=")
+        for cand in (file, file.split(":", 1)[-1]):
             if (path := Path(cand).expanduser()).is_file():
                 out[spec] = one(path, True)
+                given = path.parent / mapping if (path.parent / mapping).is_file() else Path(mapping).expanduser()
+                if (m := given if mapping else mapping_beside(path)) and m.is_file():  # a generic catalog's mapping
+                    out[f"{spec} mapping"] = one(m, True)
             elif path.is_dir():
                 out[spec] = {str(f.relative_to(path)): one(f, f.parent == path)
                              for f in sorted(path.rglob("*")) if f.is_file()}
@@ -172,6 +177,16 @@ def run_name(overrides: Mapping[str, Any], name: str | None = None) -> str | Non
     return slug if len(slug) <= 60 else f"{slug[:50]}-{digest}"
 
 
+def _modalities(stats: Path) -> str:
+    """The runner's line on notebook 01's decision of which modalities the study uses."""
+    try:
+        decided = json.loads(stats.read_text())["modalities"]
+        return "  modalities: " + "; ".join(f"{m} {'used' if m in decided['present'] else 'LEFT OUT'} ({why})"
+                                          for m, why in decided["why"].items())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"  modalities: not recorded ({type(exc).__name__}: {exc})"
+
+
 def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | None = None,
         build_root: Path | None = None, force: bool = False, overrides: Mapping[str, Any] | None = None,
         book: bool = True, only: Iterable[str] = (), progress: bool | None = None, name: str | None = None,
@@ -221,6 +236,8 @@ def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | Non
         state.write_text(json.dumps({"key": key, "seconds": round(seconds, 2),
                                      "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
         say(f"[{n}/{total}] {rel.stem}: done in {seconds:.1f} s")
+        if rel.stem.startswith("01"):
+            say(_modalities(runs / prof.name / "01_data" / "dataset_stats.json"))
         result.notebooks.append({"notebook": rel.stem, "status": "executed", "seconds": round(seconds, 2)})
     if book:
         from prodlib.publish import build_book, stage_book

@@ -36,7 +36,7 @@ from prodlib.catalog import (
     read_generic,
 )
 from prodlib.config import get_profile
-from prodlib.dataset import check_catalog
+from prodlib.dataset import build_dataset, check_catalog
 from prodlib.demo import DEMO_SOURCE
 from prodlib.text import strip_html
 
@@ -526,6 +526,25 @@ def test_read_catalog_errors_say_what_is_accepted(tmp_path: Path) -> None:
         read_catalog(tmp_path)
 
 
+def test_a_wrong_format_prefix_names_the_format_the_file_looks_like(shared: Path, tmp_path: Path) -> None:
+    fk = shared / "flipkart1050" / "flipkart_com-ecommerce_sample_1050.csv"
+    gift = shared / "amazon2018" / "meta_Gift_Cards.json.gz"
+    with pytest.raises(CatalogError, match=f"does not fit the format amazon2018: it looks like flipkart; use the spec "
+                                           f"flipkart:{re.escape(str(fk))}"):
+        read_catalog(f"amazon2018:{fk}")  # was: an empty table, then "lower label_min_count"
+    with pytest.raises(CatalogError, match=f"looks like amazon2018; use the spec amazon2018:{re.escape(str(gift))}"):
+        read_catalog(f"amazon2023:{gift}")
+    with pytest.raises(CatalogError, match="looks like amazon2018"):
+        read_catalog(f"flipkart:{gift}")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("id,title,category\n1,Mug,Home\n")
+    with pytest.raises(CatalogError, match="looks like generic; use the spec generic:.*mapping"):
+        read_catalog(f"amazon2014:{mine}")
+    assert len(read_catalog(f"amazon2018:{gift}", limit=2).table) == 2  # the right prefix still reads
+    with pytest.raises(ValueError, match="no product left to label.*wrong format"):
+        build_dataset(read_amazon2018(fk).table, get_profile("sample"))
+
+
 def test_catalog_from_env(monkeypatch: pytest.MonkeyPatch, shared: Path, tmp_path: Path) -> None:
     monkeypatch.delenv("PRODLIB_CATALOG", raising=False)
     with pytest.raises(CatalogError) as err:
@@ -630,3 +649,83 @@ def test_product_id_cannot_lead_the_image_lookup_out_of_its_folder(tmp_path: Pat
         'uniq_id,product_name,product_category_tree\n../x,Shoe,"[""Footwear >> Shoes""]"\n')
     table, rep = read_flipkart(tmp_path)
     assert table["image"].tolist() == [None] and rep.cleaned["no image file"] == 1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Bring your own catalog: the real Flipkart sample rewritten as a teacher's CSV, read through a mapping
+# ----------------------------------------------------------------------------------------------------
+
+
+def teacher_catalog(shared: Path, folder: Path) -> Path:
+    """The Flipkart sample as a fashion-style CSV: ``sku,name,blurb,top,mid,low`` (the first three category nodes
+    in three columns, no header quoting of commas needed) and ``images/<sku>.jpg`` beside it (a link)."""
+    src = shared / "flipkart1050" / "flipkart_com-ecommerce_sample_1050.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "images").symlink_to(shared / "flipkart1050" / "images")
+    with open(src, newline="", encoding="utf-8") as fh, open(folder / "shop.csv", "w", newline="",
+                                                             encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["sku", "name", "blurb", "top", "mid", "low"])
+        for rec in csv.DictReader(fh):
+            nodes = [n.strip() for n in json.loads(rec["product_category_tree"])[0].split(">>")]
+            nodes = nodes[:-1][:3] if nodes[-1].endswith("...") else nodes[:3]  # a cut product name is no category
+            writer.writerow([rec["uniq_id"], rec["product_name"], rec["description"], *nodes, *[""] * (3 - len(nodes))])
+    return folder / "shop.csv"
+
+
+@pytest.mark.parametrize("variant", ["titles+images", "titles+descriptions", "titles"])
+def test_a_teachers_catalog_through_a_mapping_beside_it(shared: Path, tmp_path: Path, flipkart: CatalogResult,
+                                                        variant: str) -> None:
+    path = teacher_catalog(shared, tmp_path)
+    mapping = {"id": "sku", "title": "name", "category": ["top", "mid", "low"]}
+    if "images" in variant:
+        mapping["image"] = "images/{sku}.jpg"
+    if "descriptions" in variant:
+        mapping["description"] = "blurb"
+    (tmp_path / "shop.mapping.yaml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in mapping.items()))
+    assert detect_format(path) == "generic"
+    table, rep = read_catalog(str(path))  # no prefix: the mapping beside the file says how to read it
+    _contract(table)
+    ref = flipkart.table.set_index("id")
+    rows = table.set_index("id")
+    assert rep.consistent and rep.records_read == 1050 and list(rows.index) == list(ref.index)
+    assert (rows["title"] == ref["title"]).all()
+    assert [p[0] for p in rows["category_paths"]] == [p[0][:3] for p in ref["category_paths"]]
+    assert (rows["description"] == (ref["description"] if "descriptions" in variant else "")).all()
+    if "images" in variant:
+        assert rows["image"].notna().sum() == 1047 and rep.cleaned["no image file"] == 3
+        assert (rows["image"].dropna() == ref["image"].dropna()).all()
+    else:
+        assert rows["image"].isna().all()
+    used = build_dataset(table, get_profile("sample")).stats["modalities"]["present"]  # notebook 01's decision
+    assert used == ["title", *(["description"] if "descriptions" in variant else []),
+                    *(["image"] if "images" in variant else [])]
+    again = read_catalog(f"generic:{path}?mapping=shop.mapping.yaml", limit=5)  # the mapping named in the spec
+    assert again.table["title"].tolist() == table["title"].tolist()[:5]
+
+
+def test_mapping_files_separators_and_unquoted_commas(tmp_path: Path) -> None:
+    path = tmp_path / "fashion.csv"
+    path.write_text("id,gender,master,sub,cat,name\n"
+                    "1,Men,Apparel,Topwear,Apparel|Topwear|Shirts,Turtle Check Men Navy Blue Shirt\n"
+                    "2,Women,Footwear,Shoes,Footwear/Shoes/Heels,Catwalk Women, Black Heels\n"
+                    "3,Men,Apparel,Topwear,Apparel > Topwear,Plain, soft, warm tee\n")
+    (tmp_path / "m.json").write_text(json.dumps({"id": "id", "title": "name", "category": "cat"}))
+    table, rep = read_catalog(f"generic:{path}?mapping={tmp_path / 'm.json'}")
+    rows = table.set_index("id")
+    assert rows.loc["1", "category_paths"] == [["Apparel"], ["Topwear"], ["Shirts"]]  # split, but said so
+    assert rep.cleaned["category split at '|' into 3 one-level paths (if it is one path, set category_sep: '|')"] == 1
+    assert rows.loc["2", "category_paths"] == [["Footwear/Shoes/Heels"]]
+    assert rep.cleaned["category without '>' holds '/' (read as one name; if it is a path, set category_sep: '/')"] == 1
+    assert rows.loc["2", "title"] == "Catwalk Women, Black Heels" and rows.loc["3", "title"] == "Plain, soft, warm tee"
+    assert rep.cleaned["unquoted commas in the last column 'name' (joined)"] == 2 and rep.consistent
+    (tmp_path / "m.json").write_text(json.dumps({"id": "id", "title": "name", "category": "cat", "category_sep": "|",
+                                                 "paths_sep": None}))
+    table, _ = read_catalog(f"generic:{path}?mapping=m.json")
+    assert table.set_index("id").loc["1", "category_paths"] == [["Apparel", "Topwear", "Shirts"]]
+    (tmp_path / "m.json").write_text(json.dumps({"id": "id", "title": "name", "categroy": "cat"}))
+    with pytest.raises(CatalogError, match=r"unknown keys: \['categroy'\]"):
+        read_catalog(f"generic:{path}?mapping=m.json")
+    (tmp_path / "m.json").write_text(json.dumps({"id": "id", "title": "name", "category": ["gender", "mastr"]}))
+    with pytest.raises(CatalogError, match="no column.*'mastr'"):
+        read_catalog(f"generic:{path}?mapping=m.json")

@@ -81,3 +81,41 @@ def test_exploration_summaries(demo):
     stats = text_stats(demo)
     assert stats.loc["description", "missing"] == (demo["description"] == "").sum()
     assert stats.loc["title", "vocabulary"] > 20
+
+
+def test_modalities_are_decided_from_the_data_and_absent_ones_stop_their_classifier(tmp_path, demo):
+    from prodlib.artifacts import ModalityAbsent, start_stage
+    from prodlib.config import ProfileError
+
+    prof = get_profile("smoke", label_min_count=10)
+    assert build_dataset(demo, prof).stats["modalities"]["present"] == ["title", "description", "image"]
+    few = demo.copy()
+    few["description"] = [d if i % 10 == 0 else "" for i, d in enumerate(few["description"])]  # 10 % carry one
+    few["image"] = None
+    ds = build_dataset(few, prof)
+    decided = ds.stats["modalities"]
+    assert decided["present"] == ["title"] and decided["share"]["image"] == 0
+    assert abs(decided["share"]["description"] - (few["description"] != "").mean()) < 1e-4
+    assert "below min_modality_share 20%" in decided["why"]["description"]
+    assert build_dataset(few, get_profile("smoke", label_min_count=10, min_modality_share=0.05)
+                         ).stats["modalities"]["present"] == ["title", "description"]
+    chosen = build_dataset(demo, get_profile("smoke", label_min_count=10, modalities="title,image"))
+    assert chosen.stats["modalities"]["present"] == ["title", "image"]
+    assert "left out by the profile" in chosen.stats["modalities"]["why"]["description"]
+    with pytest.raises(ValueError, match=r"names \['image'\], which no product"):
+        build_dataset(few, get_profile("smoke", label_min_count=10, modalities="title,image"))
+    with pytest.raises(ProfileError, match="modalities"):
+        get_profile("smoke", modalities="title,photo")
+    with pytest.raises(ProfileError, match="min_modality_share"):
+        get_profile("smoke", min_modality_share=1.5)
+    out = StageOutput(prof, DATA_STAGE, fingerprint=ds.fingerprint, run_dir=tmp_path)
+    save_dataset(ds, out)
+    out.finish(modalities=decided)
+    assert modality_summary(ds.table, decided)["used"].to_dict() == {"title": "yes", "description": "no",
+                                                                    "image": "no", "all three": ""}
+    why = r"03_description stops: .*left the description out .*\(\d+ of \d+ products \(\d+\.\d%\), below"
+    with pytest.raises(ModalityAbsent, match=why):
+        start_stage("03_description", prof, tmp_path)
+    with pytest.raises(ModalityAbsent, match="04_image stops"):
+        start_stage("04_image", prof, tmp_path)
+    assert start_stage("02_title", prof, tmp_path)[1].fingerprint == ds.fingerprint

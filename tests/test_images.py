@@ -338,3 +338,36 @@ def test_a_failed_write_is_a_failure_not_ok(tmp_path):
                           cwd=Path(__file__).resolve().parents[1])
     assert done.stdout.strip() == "write_failed", done.stderr
     assert not list((tmp_path / "out").glob("*.jpg"))
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when this returns: nothing listens there
+
+
+def test_offline_and_unreachable_image_urls_cost_seconds_not_minutes(server, tmp_path, monkeypatch):
+    local = tmp_path / "local.jpg"
+    local.write_bytes(_jpeg())
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    sources = pd.Series({**{f"p{i}": f"{dead}/{i}.jpg" for i in range(40)}, "local": str(local)})
+    monkeypatch.setenv("PRODLIB_OFFLINE", "1")
+    _, report = I.prepare_images(pd.Series({"a": f"{server.url}/good.jpg", "local": str(local)}), tmp_path / "off",
+                                 retries=2, progress=False)
+    assert report.log.set_index("id")["outcome"].to_dict() == {"a": "offline", "local": "ok"}
+    assert not server.hits and "PRODLIB_OFFLINE is set" in str(report)
+    monkeypatch.delenv("PRODLIB_OFFLINE")
+    calls = []
+    real = I.http_get
+    monkeypatch.setattr(I, "http_get", lambda url, **kw: calls.append(url) or real(url, **kw))
+    paths, report = I.prepare_images(sources, tmp_path / "dead", retries=2, backoff=0.01, progress=False)
+    counts = report.to_dict()["outcomes"]
+    assert counts == {"unreachable": 37, "network_error": I.N_PROBES, "ok": 1} and len(calls) == I.N_PROBES
+    assert "no image URL can be reached (3 probes" in str(report) and report.seconds < 5
+    assert paths.dropna().index.tolist() == ["local"]
+    # one host dead, another answering: every URL is tried
+    mixed = pd.Series({"d1": f"{dead}/1.jpg", "d2": f"{dead}/2.jpg", "g": f"{server.url}/good.jpg"})
+    _, report = I.prepare_images(mixed, tmp_path / "mixed", retries=0, progress=False)
+    assert report.log.set_index("id")["outcome"].to_dict() == {"d1": "network_error", "d2": "network_error",
+                                                               "g": "ok"}

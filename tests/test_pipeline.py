@@ -135,3 +135,31 @@ def test_replacing_the_catalog_file_at_the_same_path_reruns(book, tmp_path, monk
     os.utime(catalog, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     res = run("smoke", root=book, run_dir=runs, book=False, say=lambda _: None)
     assert [n["status"] for n in res.notebooks] == ["executed", "executed"]
+
+
+def test_a_generic_catalogs_mapping_is_an_input_of_the_run(tmp_path):
+    from prodlib.pipeline import file_fingerprints
+
+    (cat := tmp_path / "shop.csv").write_text("sku,name,cat\n1,Mug,Home\n")
+    (beside := tmp_path / "shop.mapping.yaml").write_text("id: sku\ntitle: name\ncategory: cat\n")
+    (other := tmp_path / "other.json").write_text('{"id": "sku", "title": "name", "category": "cat"}')
+    before = file_fingerprints([f"generic:{cat}", f"generic:{cat}?mapping=other.json"])
+    assert set(before) == {f"generic:{cat}", f"generic:{cat} mapping", f"generic:{cat}?mapping=other.json",
+                           f"generic:{cat}?mapping=other.json mapping"}
+    beside.write_text("id: sku\ntitle: name\ncategory: [cat]\n")
+    other.write_text('{"id": "sku", "title": ["name"], "category": "cat"}')
+    after = file_fingerprints([f"generic:{cat}", f"generic:{cat}?mapping=other.json"])
+    assert all(after[k] != before[k] for k in before if k.endswith("mapping"))
+    assert all(after[k] == before[k] for k in before if not k.endswith("mapping"))
+
+
+def test_the_runner_says_which_modalities_notebook_01_kept(tmp_path):
+    from prodlib.pipeline import _modalities
+
+    stats = tmp_path / "dataset_stats.json"
+    stats.write_text(json.dumps({"modalities": {"present": ["title"], "why": {
+        "title": "1,050 of 1,050 products (100.0%), at least min_modality_share 20%",
+        "image": "0 of 1,050 products (0.0%), below min_modality_share 20%"}}}))
+    line = _modalities(stats)
+    assert "title used (1,050 of 1,050" in line and "image LEFT OUT (0 of 1,050 products (0.0%), below" in line
+    assert "not recorded (FileNotFoundError" in _modalities(tmp_path / "absent.json")

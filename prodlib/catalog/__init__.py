@@ -17,7 +17,7 @@ from prodlib.artifacts import repo_root, run_root
 from prodlib.catalog.amazon2014 import iter_amazon2014, read_amazon2014
 from prodlib.catalog.amazon_jsonl import read_amazon2018, read_amazon2023
 from prodlib.catalog.flipkart import read_flipkart
-from prodlib.catalog.generic import default_columns, read_generic
+from prodlib.catalog.generic import default_columns, load_mapping, mapping_beside, read_generic
 from prodlib.catalog.records import first_line
 from prodlib.catalog.report import CatalogError, CatalogResult, ReadReport
 from prodlib.demo import DEMO_SOURCE, generate_demo_catalog
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from prodlib.config import Profile
 
 __all__ = ["CATALOG_COLUMNS", "FORMATS", "CatalogError", "CatalogResult", "ReadReport", "catalog_from_env",
-           "detect_format", "iter_amazon2014", "open_catalog", "read_amazon2014", "read_amazon2018",
+           "detect_format", "iter_amazon2014", "load_mapping", "open_catalog", "read_amazon2014", "read_amazon2018",
            "read_amazon2023", "read_catalog", "read_flipkart", "read_generic"]
 
 CATALOG_COLUMNS = ("id", "title", "description", "category_paths", "image", "source")
@@ -40,7 +40,8 @@ _READERS: dict[str, Callable[..., CatalogResult]] = {
     "flipkart": read_flipkart, "generic": read_generic}
 _ACCEPTED = ("a path to a Flipkart folder (CSV + images/) or CSV, an Amazon metadata file (2014 metadata.json.gz / "
              "meta_<Category>.json.gz, 2018 meta_<Category>.json.gz, 2023 meta_<Category>.jsonl[.gz]), "
-             "'format:path' with format one of " + ", ".join(FORMATS) + " (generic needs columns=...), or "
+             "'format:path' with format one of " + ", ".join(FORMATS) + " (generic: a column mapping <name>.mapping."
+             "json|yaml beside the file, or generic:<file>?mapping=<mapping file>), or "
              "amazon2014|amazon2018|amazon2023:<Category> (downloaded, e.g. amazon2023:All_Beauty)")
 
 
@@ -53,12 +54,14 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         if any(p.glob("flipkart_*.csv")):
             return "flipkart"
         raise CatalogError(f"cannot tell the catalog format of folder {p}; accepted: {_ACCEPTED}")
-    first = first_line(p)
+    if mapping_beside(p):
+        return "generic"
+    first = first_line(p).lstrip("\ufeff")
     if p.name.lower().endswith((".csv", ".csv.gz")):
         if "uniq_id" in first and "product_category_tree" in first:
             return "flipkart"
-        raise CatalogError(f"{p} is a CSV without Flipkart columns; read it with format 'generic' and "
-                           f"columns={{'id': ..., 'title': ..., 'category': ...}} (header: {first[:200]!r})")
+        raise CatalogError(f"{p} is a CSV without Flipkart columns; read it as generic:{p} with a column mapping "
+                           f"{p.name.split('.')[0]}.mapping.yaml beside it (see the README; header: {first[:200]!r})")
     if not first.startswith("{"):
         raise CatalogError(f"cannot tell the catalog format of {p} (first line {first[:80]!r}); accepted: {_ACCEPTED}")
     try:
@@ -67,11 +70,27 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "amazon2014"  # a Python dict literal
     if "parent_asin" in rec:  # a line that starts with "{" and parses is a JSON object
         return "amazon2023"
-    if "category" in rec or "asin" in rec:
+    if "category" in rec:
         return "amazon2018"
     if "categories" in rec:
         return "amazon2014"
+    if "asin" in rec:
+        return "amazon2018"
     raise CatalogError(f"cannot tell the catalog format of {p} (keys {sorted(rec)[:10]}); accepted: {_ACCEPTED}")
+
+
+def _check_fits(fmt: str, p: Path) -> None:
+    """A :class:`CatalogError` when the file of ``fmt:p`` looks like another format, naming it and the spec to use
+    (otherwise its records would all be skipped and the table come out empty)."""
+    try:
+        looks = detect_format(p)
+    except CatalogError:
+        looks = "generic" if p.is_file() else None  # a CSV or JSON lines with other columns
+    if looks is None or looks == fmt:
+        return
+    how = (f"use the spec generic:{p} with a mapping of its columns (see the README)" if looks == "generic"
+           else f"use the spec {looks}:{p}")
+    raise CatalogError(f"{p} does not fit the format {fmt}: it looks like {looks}; {how}")
 
 
 def _locate(path: str | os.PathLike[str]) -> Path:
@@ -86,12 +105,14 @@ def read_catalog(spec: str | os.PathLike[str], *, cache_dir: str | os.PathLike[s
     per-category file, downloaded once into ``cache_dir``, default ``runs/.cache``); notebook 01. Keyword arguments go
     to the reader (``limit``, ``require_title``, ``sample``, ..., ``columns`` for ``generic``). Errors say what is
     accepted."""
-    fmt, path = None, os.fspath(spec)
+    fmt, path, mapping = None, os.fspath(spec), ""
     head, sep, tail = spec.partition(":") if isinstance(spec, str) else ("", "", "")
     if sep and head.lower() in FORMATS:
         fmt, path = head.lower(), tail
     elif sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]+", head) and not Path(spec).exists():
         raise CatalogError(f"unknown catalog format {head!r} in {spec!r}; accepted: {_ACCEPTED}")
+    if fmt in (None, "generic") and "?mapping=" in path:
+        fmt, (path, _, mapping) = "generic", path.partition("?mapping=")
     if not path:
         raise CatalogError(f"empty catalog path in {spec!r}; accepted: {_ACCEPTED}")
     p = _locate(path)
@@ -102,9 +123,13 @@ def read_catalog(spec: str | os.PathLike[str], *, cache_dir: str | os.PathLike[s
             raise CatalogError(str(e)) from e
     if not p.exists():
         raise CatalogError(f"catalog path {p} does not exist; accepted: {_ACCEPTED}")
+    if fmt in ("amazon2014", "amazon2018", "amazon2023", "flipkart"):
+        _check_fits(fmt, p)
     fmt = fmt or ("generic" if "columns" in kw else detect_format(p))
     if fmt == "generic" and "columns" not in kw:
-        kw = {**kw, "columns": default_columns(p)}
+        found = ((p.parent / mapping if (p.parent / mapping).is_file() else _locate(mapping)) if mapping
+                 else mapping_beside(p))  # a relative mapping: beside the catalog, else from here
+        kw = {**kw, **(load_mapping(found) if found else {"columns": default_columns(p)})}
     if fmt != "flipkart" and p.is_dir():
         raise CatalogError(f"{p} is a folder; format {fmt!r} reads a file. Accepted: {_ACCEPTED}")
     return _READERS[fmt](p, **kw)

@@ -179,9 +179,10 @@ class _Lines:
         return line
 
 
-def csv_records(path: Path, report: ReadReport) -> Iterator[dict[str, Any]]:
-    """Rows of a CSV as dicts; rows with the wrong number of fields are skipped and counted. A quote left open
-    that swallows the lines after it is skipped with its line number, and those lines are read again as rows."""
+def csv_records(path: Path, report: ReadReport, *, join_extra: bool = False) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV as dicts; rows with the wrong number of fields are skipped and counted (``join_extra``: a row
+    with too many has the rest joined into its last field, unquoted commas in a last text column; counted). A quote
+    left open that swallows the lines after it is skipped with its line number, and those lines are read again."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with open_binary(path) as fh:
         src = _Lines(decode_line(raw, report) for raw in fh)  # lines keep their newline
@@ -202,7 +203,10 @@ def csv_records(path: Path, report: ReadReport) -> Iterator[dict[str, Any]]:
             if not "".join(src.row).strip():  # a blank line
                 continue
             report.records_read += 1
-            if row is not None and len(row) == len(header):
+            if row is not None and len(row) > len(header) > 0 and join_extra:
+                report.fix(f"unquoted commas in the last column {header[-1]!r} (joined)", f"line {start}")
+                yield dict(zip(header, [*row[: len(header) - 1], ",".join(row[len(header) - 1:])], strict=True))
+            elif row is not None and len(row) == len(header):
                 yield dict(zip(header, row, strict=True))
             elif len(src.row) > 1:  # an open quote ran over the next lines: skip its line, read the others again
                 report.skip("unterminated quote (its line skipped, the lines after it read again)",
