@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from prodlib.artifacts import repo_root, run_root
+from prodlib.artifacts import CLASSIFIER_STAGES, repo_root, run_root
 from prodlib.catalog.generic import mapping_beside
 from prodlib.config import Profile, ProfileError, get_profile, validate_profile
 
@@ -122,7 +122,8 @@ def input_key(notebook: Path, params: Mapping[str, Any], previous: str, env: Map
 
 @dataclass
 class RunResult:
-    """What :func:`run` did: per notebook ``executed``/``skipped`` and seconds, and the book's path."""
+    """What :func:`run` did: per notebook ``executed``/``skipped``/``absent`` (the classifier of a modality that
+    notebook 01 left out, replaced by a short page) and seconds, and the book's path."""
 
     profile: str
     notebooks: list[dict[str, Any]] = field(default_factory=list)
@@ -187,6 +188,37 @@ def _modalities(stats: Path) -> str:
         return f"  modalities: not recorded ({type(exc).__name__}: {exc})"
 
 
+def _absent(stem: str, stats: Path) -> tuple[str, str] | None:
+    """``(modality, why)`` when notebook ``stem`` is the classifier of a modality that notebook 01 left out."""
+    modality = next((m for m, stage in CLASSIFIER_STAGES.items() if stem.startswith(stage)), None)
+    try:
+        decided = json.loads(stats.read_text())["modalities"] if modality else {}
+    except (OSError, ValueError, KeyError):
+        return None  # no decision recorded: the notebook runs (and start_stage says what is wrong)
+    if not modality or modality in decided.get("present", [modality]):
+        return None
+    return modality, str(decided.get("why", {}).get(modality, "no reason recorded"))
+
+
+def _absent_page(source: Path, out: Path, modality: str, why: str) -> None:
+    """The short page the book shows instead of the classifier notebook of an absent ``modality``: the
+    chapter's title and why it did not run (no network trained, no F1)."""
+    import nbformat
+    nb = nbformat.read(source, as_version=4)
+    title = next((line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                  if line.startswith("# ")), f"# {source.stem}")
+    text = (f"Notebook 01 left the {modality} out of this study: {why}. A {modality} classifier without its "
+            "input would only learn the class priors, so this chapter was not run: no network was trained and no "
+            f"F1 is reported, and the later chapters fuse and analyse the other modalities. To include the "
+            f"{modality}, set the profile's `modalities` or `min_modality_share` (e.g. `--set modalities=...`), or "
+            f"use a catalog that carries it.")
+    page = nbformat.v4.new_notebook(metadata=nb.metadata)
+    page.cells = [nbformat.v4.new_markdown_cell(
+        f"{title}\n\n```{{admonition}} Not run: no {modality} in this catalog\n:class: warning\n\n{text}\n```\n")]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(page, out)
+
+
 def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | None = None,
         build_root: Path | None = None, force: bool = False, overrides: Mapping[str, Any] | None = None,
         book: bool = True, only: Iterable[str] = (), progress: bool | None = None, name: str | None = None,
@@ -225,11 +257,21 @@ def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | Non
             finished = None
         done, needed = finished == key, not selected and finished is None and n < last  # upstream of a selected one
         if (done and not force) or (not selected and not needed):
-            say(f"[{n}/{total}] {rel.stem}: skipped ({'unchanged' if done else 'not selected'})")
+            left_out = _absent(rel.stem, runs / prof.name / "01_data" / "dataset_stats.json") if done else None
+            say(f"[{n}/{total}] {rel.stem}: skipped ({'unchanged' if done else 'not selected'}"
+                f"{f'; not run, the {left_out[0]} is left out' if left_out else ''})")
             result.notebooks.append({"notebook": rel.stem, "status": "skipped", "seconds": 0.0})
             continue
-        say(f"[{n}/{total}] {rel.stem}: running{' (a later notebook needs it, no result yet)' if needed else ''} …")
         state.unlink(missing_ok=True)
+        if absent := _absent(rel.stem, runs / prof.name / "01_data" / "dataset_stats.json"):
+            _absent_page(nb, out, *absent)  # the book shows why, instead of an F1 of a network without input
+            state.write_text(json.dumps({"key": key, "seconds": 0.0, "absent": absent[0], "why": absent[1],
+                                         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
+            say(f"[{n}/{total}] {rel.stem}: not run, the {absent[0]} is left out ({absent[1]}); "
+                "the book shows a short page saying why")
+            result.notebooks.append({"notebook": rel.stem, "status": "absent", "seconds": 0.0})
+            continue
+        say(f"[{n}/{total}] {rel.stem}: running{' (a later notebook needs it, no result yet)' if needed else ''} …")
         t0 = time.perf_counter()
         _execute(nb, out, params, root, progress)
         seconds = time.perf_counter() - t0

@@ -47,6 +47,10 @@ def _banner(prof: Profile, runs: Path) -> str:
               f"products, {after.get('classes', '?')} classes; run started {manifest.get('started', '?')}, commit "
               f"`{(manifest.get('git_commit') or 'unknown')[:12]}`, data fingerprint "
               f"`{str(manifest.get('data_fingerprint', '?'))[:12]}`.")
+    if decided := stats.get("modalities"):
+        left_out = [f"{m} left out ({why})" for m, why in decided.get("why", {}).items() if m not in decided["present"]]
+        detail += (f" Modalities used: {', '.join(decided['present'])}"
+                   f"{'; ' + '; '.join(left_out) if left_out else ''} (notebook 01 decides).")
     for stage, model in (("02_title", "Title"), ("03_description", "Description")):
         m = runs / prof.name / stage / "manifest.json"
         if emb := (json.loads(m.read_text()).get("notes", {}).get("embeddings") if m.exists() else None):
@@ -69,9 +73,11 @@ def _run_times(root: Path, prof: Profile, runs: Path) -> str:
     rows, total = [], 0.0
     for rel in toc_notebooks(root):
         state = runs / prof.name / ".pipeline" / f"{rel.stem}.json"
-        seconds = float(json.loads(state.read_text()).get("seconds", 0.0)) if state.exists() else float("nan")
+        record = json.loads(state.read_text()) if state.exists() else {}
+        seconds = float(record.get("seconds", float("nan")))
         total += seconds
-        rows.append(f"| `{rel.stem}` | {seconds:.1f} s |")
+        shown = f"not run (no {record['absent']})" if "absent" in record else f"{seconds:.1f} s"
+        rows.append(f"| `{rel.stem}` | {shown} |")
     return (f"Measured wall time of each notebook in the run behind this build (profile **{prof.name}**, "
             f"{os.cpu_count()} CPU cores, Keras backend `{os.environ.get('KERAS_BACKEND', 'tensorflow')}`):\n\n"
             "| notebook | wall time |\n|---|---|\n" + "\n".join(rows)

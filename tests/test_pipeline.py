@@ -163,3 +163,42 @@ def test_the_runner_says_which_modalities_notebook_01_kept(tmp_path):
     line = _modalities(stats)
     assert "title used (1,050 of 1,050" in line and "image LEFT OUT (0 of 1,050 products (0.0%), below" in line
     assert "not recorded (FileNotFoundError" in _modalities(tmp_path / "absent.json")
+
+
+def test_the_classifier_of_a_left_out_modality_is_replaced_by_a_page_saying_why(tmp_path):
+    from prodlib.config import get_profile
+    from prodlib.publish import _banner, _run_times
+
+    root, runs = tmp_path / "repo", tmp_path / "runs"
+    (root / "notebooks").mkdir(parents=True)
+    why = "0 of 1,050 products (0.0%), below min_modality_share 20%"
+    decision = {"present": ["title", "image"], "why": {"title": "1,050 of 1,050 products (100.0%)",
+                                                        "description": why, "image": "1,047 of 1,050"}}
+    _notebook(root / "notebooks" / "01_data_exploration.ipynb",
+              "import json, pathlib\nd = pathlib.Path(RUN_DIR) / PROFILE / '01_data'\nd.mkdir(parents=True)\n"
+              f"(d / 'dataset_stats.json').write_text(json.dumps({{'modalities': {decision!r}}}))")
+    _notebook(root / "notebooks" / "02_title_classifier.ipynb", _log("title"))
+    _notebook(root / "notebooks" / "03_description_classifier.ipynb", "raise RuntimeError('must not run')")
+    nb = nbformat.read(root / "notebooks" / "03_description_classifier.ipynb", as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("# 3. Description classifier\n\nDescriptions say more."))
+    nbformat.write(nb, root / "notebooks" / "03_description_classifier.ipynb")
+    _notebook(root / "notebooks" / "04_image_classifier.ipynb", _log("image"))
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n" + "".join(
+        f"- file: notebooks/{p.stem}\n" for p in sorted((root / "notebooks").glob("*.ipynb"))))
+
+    lines: list[str] = []
+    res = run("smoke", root=root, run_dir=runs, book=False, say=lines.append)
+    assert [n["status"] for n in res.notebooks] == ["executed", "executed", "absent", "executed"]
+    assert (runs / "log.txt").read_text() == "title smoke\nimage smoke\n"
+    assert any("03_description_classifier: not run, the description is left out (0 of 1,050" in ln for ln in lines)
+    page = nbformat.read(runs / "smoke" / "notebooks" / "03_description_classifier.ipynb", as_version=4)
+    assert [c.cell_type for c in page.cells] == ["markdown"]
+    assert page.cells[0].source.startswith("# 3. Description classifier\n\n```{admonition} Not run: no description")
+    assert why in page.cells[0].source and "no F1 is reported" in page.cells[0].source
+
+    res = run("smoke", root=root, run_dir=runs, book=False, say=lines.append)  # unchanged: still said
+    assert [n["status"] for n in res.notebooks] == ["skipped"] * 4
+    assert "[3/4] 03_description_classifier: skipped (unchanged; not run, the description is left out)" in lines
+    assert "| `03_description_classifier` | not run (no description) |" in _run_times(root, get_profile("smoke"), runs)
+    banner = _banner(get_profile("smoke"), runs)
+    assert f"Modalities used: title, image; description left out ({why}) (notebook 01 decides)." in banner
