@@ -307,6 +307,12 @@ def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str |
         raise ModalityAbsent(f"{stage} stops: notebook 01 left the {m} out of this study ({decided['why'][m]}), and "
                              "a classifier without its input would only learn the class priors. Set the profile's "
                              "modalities or min_modality_share to include it, or use a catalog that carries it")
+    inputs = list(inputs)
+    if absent := [m for m, s in CLASSIFIER_STAGES.items() if s in inputs and m not in decided.get("present", [m])]:
+        raise ModalityAbsent(f"{stage} stops: notebook 01 left the {' and the '.join(absent)} out of this study ("
+                             + "; ".join(decided["why"][m] for m in absent) + "), and fusing and analysing fewer "
+                             "than three modalities is not built yet (issue 12): the study ends after the "
+                             "classifiers of the modalities it has")
     out = StageOutput(prof, stage, fingerprint=ds.fingerprint, run_dir=run_dir, inputs=list(inputs))
     out.notes["accelerators"] = accel
     sizes = ", ".join(f"{split} {len(ids):,}" for split, ids in ds.splits.items())

@@ -209,7 +209,7 @@ def _absent_page(source: Path, out: Path, modality: str, why: str) -> None:
                   if line.startswith("# ")), f"# {source.stem}")
     text = (f"Notebook 01 left the {modality} out of this study: {why}. A {modality} classifier without its "
             "input would only learn the class priors, so this chapter was not run: no network was trained and no "
-            f"F1 is reported, and the later chapters fuse and analyse the other modalities. To include the "
+            f"F1 is reported. To include the "
             f"{modality}, set the profile's `modalities` or `min_modality_share` (e.g. `--set modalities=...`), or "
             f"use a catalog that carries it.")
     page = nbformat.v4.new_notebook(metadata=nb.metadata)

@@ -119,3 +119,6 @@ def test_modalities_are_decided_from_the_data_and_absent_ones_stop_their_classif
     with pytest.raises(ModalityAbsent, match="04_image stops"):
         start_stage("04_image", prof, tmp_path)
     assert start_stage("02_title", prof, tmp_path)[1].fingerprint == ds.fingerprint
+    with pytest.raises(ModalityAbsent, match=r"05_fusion stops: .*left the description and the image out .*below"
+                                             r".*fewer than three modalities is not built yet"):
+        start_stage("05_fusion", prof, tmp_path, inputs=iter(["02_title", "03_description", "04_image"]))
