@@ -729,3 +729,23 @@ def test_mapping_files_separators_and_unquoted_commas(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(json.dumps({"id": "id", "title": "name", "category": ["gender", "mastr"]}))
     with pytest.raises(CatalogError, match="no column.*'mastr'"):
         read_catalog(f"generic:{path}?mapping=m.json")
+
+
+@pytest.mark.slow
+def test_the_runner_leaves_out_the_classifier_of_a_teachers_missing_modality(shared: Path, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from prodlib.pipeline import run
+
+    path = teacher_catalog(shared, tmp_path / "shop")  # titles + images, no descriptions
+    (path.parent / "shop.mapping.yaml").write_text('id: sku\ntitle: name\ncategory: [top, mid, low]\n'
+                                                   'image: "images/{sku}.jpg"\n')
+    monkeypatch.setenv("PRODLIB_CATALOG", str(path))
+    lines: list[str] = []
+    res = run("sample", run_dir=tmp_path / "runs", book=False, only=["03"], overrides={"text_epochs": 1},
+              say=lines.append)
+    assert [n["status"] for n in res.notebooks][:3] == ["executed", "executed", "absent"]
+    why = "0 of 1,050 products (0.0%), below min_modality_share 20%"
+    assert any(f"description LEFT OUT ({why})" in line for line in lines)
+    assert any(f"03_description_classifier: not run, the description is left out ({why})" in ln for ln in lines)
+    page = next((tmp_path / "runs").rglob("notebooks/03_description_classifier.ipynb")).read_text()
+    assert "Not run: no description in this catalog" in page and why in page and "cell_type\": \"code" not in page
