@@ -19,8 +19,8 @@ from prodlib.splits import product_folds as _product_folds
 __all__ = ["MODALITIES", "EarlyFusion", "FixedRule", "FusionMethod", "FusionRun", "FusionSet", "LeakageError",
            "MaxPolicy", "MeanPolicy", "ModalityPicker", "ModalitySubset", "PolicyNetwork", "RidgeFusion",
            "aligned_features", "class_thresholds_from_val", "default_policy_grid", "early_fusion", "fit_and_predict",
-           "fusion_set", "make_methods", "modality_importance", "naive_fusion", "network_settings", "oracle_probs",
-           "search_policy", "trimodal_config"]
+           "fusion_set", "main_method", "make_methods", "modality_importance", "naive_fusion", "network_settings",
+           "oracle_probs", "search_policy", "trimodal_config"]
 
 #: Modality order of every ``inputs`` list in this module.
 MODALITIES: tuple[str, ...] = tuple(CLASSIFIER_STAGES)
@@ -308,11 +308,28 @@ def network_settings(profile: Any) -> dict[str, Any]:
             "min_updates": int(profile.fusion_min_updates)}
 
 
+_PAIRS = (("image", "description"), ("image", "title"), ("title", "description"))  # the paper's bi-modal rows
+
+
+def main_method(modalities: Sequence[str]) -> str:
+    """The fused model the study reports first: the tri-modal network with three modalities, else the bi-modal
+    policy network over the two there are (``image+title`` for titles and images). Notebook 05."""
+    if len(modalities) == len(MODALITIES):
+        return "trimodal"
+    if pair := next((p for p in _PAIRS if set(p) == set(modalities)), None):
+        return "+".join(pair)
+    raise ValueError(f"fusion needs two or three of {', '.join(MODALITIES)}; got {list(modalities)}: with one "
+                     "modality there is nothing to fuse")
+
+
 def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,
                  modalities: Sequence[str] = MODALITIES) -> dict[str, Callable[[int], FusionMethod]]:
     """Factories ``seed -> method`` for every row of the paper's Table 3 (keys of :data:`prodlib.paper.FUSION`)
-    plus ``ridge_full`` and Zahavy et al.'s ``picker``; ``trimodal`` overrides the tri-modal network's ``units``
-    and ``activations`` (default: the paper's sigmoid / tanh / sigmoid with ``profile.fusion_units``)."""
+    that ``modalities`` allow (a bi-modal network only when both of its modalities are there, the tri-modal one
+    only with all three; :func:`main_method` refuses one modality) plus ``ridge_full`` and Zahavy et al.'s
+    ``picker``; ``trimodal`` overrides the tri-modal network's ``units`` and ``activations`` (default: the
+    paper's sigmoid / tanh / sigmoid with ``profile.fusion_units``)."""
+    main_method(modalities)
     idx = {m: k for k, m in enumerate(modalities)}
     common = network_settings(profile)
     tri = {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid"), **(trimodal or {})}
@@ -322,13 +339,15 @@ def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,
             PolicyNetwork(tuple(profile.fusion_units), ("relu", "relu", "sigmoid"), seed=seed,
                           name=f"{a}+{b}", **common), (idx[a], idx[b]), name=f"{a}+{b}")
 
-    return {"max": lambda seed: MaxPolicy(), "mean": lambda seed: MeanPolicy(),
-            "ridge": lambda seed: RidgeFusion("modality", folds=profile.fusion_folds, seed=seed),
-            "ridge_full": lambda seed: RidgeFusion("full", folds=profile.fusion_folds, seed=seed),
-            "image+description": bimodal("image", "description"), "image+title": bimodal("image", "title"),
-            "title+description": bimodal("title", "description"),
-            "trimodal": lambda seed: PolicyNetwork(seed=seed, name="trimodal", **tri, **common),
-            "picker": lambda seed: ModalityPicker(seed=seed, threshold=profile.threshold)}
+    methods: dict[str, Callable[[int], FusionMethod]] = {
+        "max": lambda seed: MaxPolicy(), "mean": lambda seed: MeanPolicy(),
+        "ridge": lambda seed: RidgeFusion("modality", folds=profile.fusion_folds, seed=seed),
+        "ridge_full": lambda seed: RidgeFusion("full", folds=profile.fusion_folds, seed=seed),
+        **{f"{a}+{b}": bimodal(a, b) for a, b in _PAIRS if a in idx and b in idx}}
+    if len(idx) == len(MODALITIES):
+        methods["trimodal"] = lambda seed: PolicyNetwork(seed=seed, name="trimodal", **tri, **common)
+    methods["picker"] = lambda seed: ModalityPicker(seed=seed, threshold=profile.threshold)
+    return methods
 
 
 @dataclass(frozen=True)

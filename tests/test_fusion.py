@@ -214,6 +214,28 @@ def test_make_methods_covers_the_paper_table_and_runs():
     assert trimodal.activations == ("sigmoid", "tanh", "sigmoid") and trimodal.units == (8, 6)
 
 
+def test_make_methods_fits_only_the_methods_the_modalities_allow():
+    from prodlib.fusion import main_method
+
+    profile = get_profile("smoke", fusion_epochs=2, fusion_units=[8, 6])
+    assert list(make_methods(profile)) == ["max", "mean", "ridge", "ridge_full", "image+description", "image+title",
+                                           "title+description", "trimodal", "picker"]
+    assert main_method(["title", "description", "image"]) == "trimodal"
+    methods = make_methods(profile, modalities=["title", "image"])  # no descriptions: no network without its input
+    assert list(methods) == ["max", "mean", "ridge", "ridge_full", "image+title", "picker"]
+    assert main_method(["title", "image"]) == "image+title" and main_method(["description", "title"]) == (
+        "title+description")
+    assert list(make_methods(profile, modalities=["title", "description"]))[4:] == ["title+description", "picker"]
+    with pytest.raises(ValueError, match="with one modality there is nothing to fuse"):
+        make_methods(profile, modalities=["title"])
+    val, yv = _needs_a_policy(80, 5)
+    test, yt = _needs_a_policy(40, 6)
+    fit, ev = FusionSet(np.arange(80).astype(str), val, yv, "val"), FusionSet(np.arange(80, 120).astype(str), test, yt)
+    runs = fit_and_predict(methods, fit, ev, progress=False)  # two inputs: every method runs on them
+    assert set(runs) == set(methods) and all(r.first.shape == yt.shape for r in runs.values())
+    assert runs["image+title"].fitted[0].use == (1, 0) and len(runs["ridge"].fitted[0].weights_) == 2
+
+
 def test_modality_importance_finds_the_informative_modality():
     inputs, y = _needs_a_policy(300, 7)
     data = FusionSet(np.arange(300).astype(str), inputs, y, "val")
