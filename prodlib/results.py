@@ -138,7 +138,7 @@ def display_table(table: pd.DataFrame, *, not_ranked: Sequence[str] = ("oracle",
         ranked = t[col].drop([m for m in not_ranked if m in t.index]).astype(float)
         bold[label] = t.index.isin(ranked[ranked == ranked.max()].index) if ranked.notna().any() else []
     out = pd.DataFrame(cells, index=t.index)
-    return out.style.apply(lambda col: ["font-weight: bold" if b else "" for b in bold[col.name]]
+    return out.style.set_table_styles([{"selector": "", "props": "font-size: 0.8em"}]).apply(lambda col: ["font-weight: bold" if b else "" for b in bold[col.name]]
                            if len(bold[col.name]) else [""] * len(col))
 
 
