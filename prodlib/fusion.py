@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -18,7 +19,7 @@ from prodlib.splits import product_folds as _product_folds
 
 __all__ = ["MODALITIES", "EarlyFusion", "FixedRule", "FusionMethod", "FusionRun", "FusionSet", "LeakageError",
            "MaxPolicy", "MeanPolicy", "ModalityPicker", "ModalitySubset", "PolicyNetwork", "RidgeFusion",
-           "aligned_features", "class_thresholds_from_val", "default_policy_grid", "early_fusion", "fit_and_predict",
+           "aligned_features", "fusion_threshold", "default_policy_grid", "early_fusion", "fit_and_predict",
            "fusion_set", "main_method", "make_methods", "modality_importance", "naive_fusion", "network_settings",
            "oracle_probs", "search_policy", "trimodal_config"]
 
@@ -438,7 +439,7 @@ def fit_and_predict(methods: Mapping[str, Callable[[int], FusionMethod]], fit: F
     return runs
 
 
-def class_thresholds_from_val(method: FusionMethod, fit: FusionSet, *, folds: int = 3, seed: int = 0,
+def fusion_threshold(method: FusionMethod, fit: FusionSet, *, folds: int = 3, seed: int = 0,
                               refit: Callable[[int], FusionMethod] | None = None, per_class: bool = False,
                               min_support: int = 5) -> float | np.ndarray:
     """The tuned threshold (:func:`prodlib.metrics.fit_threshold`) of a *fitted* fusion method, fitted on its
@@ -508,6 +509,33 @@ class EarlyFusion:
             raise RuntimeError("fit the early-fusion model before predict")
         return _predict(self.model, self._scale(features))
 
+    def hidden(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """The last hidden layer's activations (ReLU, no dropout): a learned joint vector per product (notebook 07)."""
+        if self.model is None:
+            raise RuntimeError("fit or load the early-fusion model first")
+        h = self._scale(features)
+        for layer in [la for la in self.model.layers if getattr(la, "kernel", None) is not None][:-1]:
+            w, b = layer.get_weights()
+            h = np.maximum(h @ w + b, 0.0)
+        return h.astype(np.float32)
+
+    def save(self, folder: str | Path) -> None:
+        """Write the network and its feature scaling into ``folder`` (stage ``05_fusion``)."""
+        self.model.save(Path(folder) / "early_fusion.keras")
+        np.savez(Path(folder) / "early_fusion_scale.npz", mean=self.mean_, std=self.std_)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> EarlyFusion:
+        """The network :meth:`save` wrote (chapter 7 reuses chapter 5's instead of training another)."""
+        import keras
+        if not (path := Path(folder) / "early_fusion.keras").exists():
+            raise ArtifactError(f"{path} does not exist; rerun notebook 05 (early fusion could not run there?)")
+        net = cls()
+        net.model = keras.models.load_model(path)
+        scale = np.load(Path(folder) / "early_fusion_scale.npz")
+        net.mean_, net.std_ = scale["mean"], scale["std"]
+        return net
+
 
 def trimodal_config(fit: FusionSet, profile: Any) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """Tri-modal network ``units``/``activations``: the :func:`search_policy` pick if ``profile.fusion_search``, else
@@ -519,17 +547,19 @@ def trimodal_config(fit: FusionSet, profile: Any) -> tuple[dict[str, Any], pd.Da
     return best, table.drop(columns="params")
 
 
-def early_fusion(stages: Mapping[str, Any], ds: Any, profile: Any) -> dict[int, np.ndarray]:
-    """Early fusion's test probabilities for each seed of ``profile.seeds``: an :class:`EarlyFusion` network
-    (``early_*`` settings, ``fusion_batch_size``) on the classifiers' penultimate features, trained on train,
-    early-stopped on validation; :class:`~prodlib.artifacts.ArtifactError` if a stage saved no features. Notebook 05."""
+def early_fusion(stages: Mapping[str, Any], ds: Any, profile: Any) -> tuple[dict[int, np.ndarray], EarlyFusion]:
+    """Early fusion's test probabilities for each seed of ``profile.seeds`` and the first seed's network: an
+    :class:`EarlyFusion` network (``early_*`` settings, ``fusion_batch_size``) on the classifiers' penultimate
+    features, trained on train, early-stopped on validation; :class:`~prodlib.artifacts.ArtifactError` if a stage
+    saved no features. Notebook 05."""
     f_train, f_val, f_test = (aligned_features(stages, s, ds.splits[s]) for s in ("train", "val", "test"))
-    out = {}
+    out, nets = {}, []
     for seed in profile.seeds:
-        model = EarlyFusion(profile.early_units, epochs=profile.early_epochs, batch_size=profile.fusion_batch_size,
-                            learning_rate=profile.early_learning_rate, patience=profile.early_patience, seed=seed)
-        out[int(seed)] = model.fit(f_train, ds.y("train"), f_val, ds.y("val")).predict(f_test)
-    return out
+        net = EarlyFusion(profile.early_units, epochs=profile.early_epochs, batch_size=profile.fusion_batch_size,
+                          learning_rate=profile.early_learning_rate, patience=profile.early_patience, seed=seed)
+        out[int(seed)] = net.fit(f_train, ds.y("train"), f_val, ds.y("val")).predict(f_test)
+        nets.append(net)
+    return out, nets[0]
 
 
 def naive_fusion(stages: Mapping[str, Any], ds: Any, factory: Callable[[int], FusionMethod], evaluate: FusionSet,

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from prodlib import paper
-from prodlib.fusion import FusionRun, FusionSet, class_thresholds_from_val, oracle_probs
+from prodlib.fusion import FusionRun, FusionSet, fusion_threshold, oracle_probs
 from prodlib.metrics import bootstrap_ci, evaluate, fit_threshold, micro_f1, most_missed, paired_bootstrap
 
-__all__ = ["compare_pairs", "difference_sentence", "display_table", "early_table", "fusion_table",
+__all__ = ["difference_sentence", "display_table", "early_table", "fusion_table",
            "missed_beside_paper", "missed_tables", "missing_modality_sentence", "missing_table", "naive_numbers",
            "paired_differences", "run_numbers", "save_fusion_stage", "score_table", "single_table", "stage_table",
-           "sweep_numbers", "table3_numbers", "threshold_sentence"]
+           "sweep_numbers", "table3_differences", "table3_numbers", "threshold_sentence"]
 
 
 def score_table(probs: Mapping[str, np.ndarray], y: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
@@ -96,9 +96,9 @@ def fusion_table(runs: Mapping[str, FusionRun], methods: Mapping[str, Any], val:
     out of fold, mean ± sd over seeds, and a last ``oracle`` row: the hindsight ceiling of picking one modality."""
     seed0 = profile.seeds[0]
     how = {"per_class": profile.per_class_thresholds, "min_support": profile.threshold_min_support}
-    thresholds = {name: class_thresholds_from_val(runs[name].fitted[seed0], val, **how) for name in ("max", "mean")}
+    thresholds = {name: fusion_threshold(runs[name].fitted[seed0], val, **how) for name in ("max", "mean")}
     for name in ("ridge", "ridge_full", "trimodal"):
-        thresholds[name] = class_thresholds_from_val(runs[name].fitted[seed0], val, folds=profile.fusion_folds,
+        thresholds[name] = fusion_threshold(runs[name].fitted[seed0], val, folds=profile.fusion_folds,
                                                      seed=profile.seed, refit=methods[name], **how)
     probs = {n: r.first for n, r in runs.items()}
     table = score_table({**probs, "oracle": oracle_probs(test.inputs, test.y, profile.threshold)}, test.y,
@@ -138,8 +138,9 @@ def display_table(table: pd.DataFrame, *, not_ranked: Sequence[str] = ("oracle",
         ranked = t[col].drop([m for m in not_ranked if m in t.index]).astype(float)
         bold[label] = t.index.isin(ranked[ranked == ranked.max()].index) if ranked.notna().any() else []
     out = pd.DataFrame(cells, index=t.index)
-    return out.style.set_table_styles([{"selector": "", "props": "font-size: 0.8em"}]).apply(lambda col: ["font-weight: bold" if b else "" for b in bold[col.name]]
-                           if len(bold[col.name]) else [""] * len(col))
+    style = out.style.set_table_styles([{"selector": "", "props": "font-size: 0.8em"}])  # six columns fit the page
+    return style.apply(lambda col: ["font-weight: bold" if b else "" for b in bold[col.name]]
+                       if len(bold[col.name]) else [""] * len(col))
 
 
 def paired_differences(probs: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]], y: np.ndarray,
@@ -152,15 +153,22 @@ def paired_differences(probs: Mapping[str, np.ndarray], pairs: Sequence[tuple[st
             d, lo, hi = paired_bootstrap(y, probs[a], probs[b], profile.threshold, n=profile.bootstrap,
                                          seed=profile.seed)
             rows.append({"a": a, "b": b, "delta": 100 * d, "ci_low": 100 * lo, "ci_high": 100 * hi})
-    return pd.DataFrame(rows, columns=["a", "b", "delta", "ci_low", "ci_high"])
+    return pd.DataFrame(rows, columns=list(_NO_DIFFERENCES.columns))
 
 
-def compare_pairs(methods: Sequence[str], best_single: str, modalities: Sequence[str]) -> list[tuple[str, str]]:
-    """The comparisons of Table 3: each fusion method (fitted on validation, and out of fold where it was) minus the
-    best single model, the tri-modal network minus each bi-modal one, out-of-fold minus validation fit."""
-    pairs = [(m, best_single) for m in methods] + [(f"{m} (oof)", best_single) for m in methods]
-    pairs += [("trimodal", m) for m in methods if "+" in m and len(modalities) > 2]
-    return pairs + [("trimodal (oof)", "trimodal")]
+_NO_DIFFERENCES = pd.DataFrame(columns=["a", "b", "delta", "ci_low", "ci_high"])
+
+
+def table3_differences(runs: Mapping[str, FusionRun], runs_oof: Mapping[str, FusionRun] | None, test: FusionSet,
+                       best_single: str, modalities: Sequence[str], profile: Any) -> pd.DataFrame:
+    """The paired differences of Table 3 (:func:`paired_differences`): each fusion method, fitted on validation and
+    out of fold where it was, minus the best single model; the tri-modal network minus each bi-modal one;
+    out-of-fold minus validation fit. Notebook 05."""
+    probs = dict(zip(modalities, test.inputs, strict=True)) | {name: run.first for name, run in runs.items()}
+    probs |= {f"{name} (oof)": run.first for name, run in (runs_oof or {}).items()}
+    pairs = [(m, best_single) for m in runs] + [(f"{m} (oof)", best_single) for m in runs]
+    pairs += [("trimodal", m) for m in runs if "+" in m] + [("trimodal (oof)", "trimodal")]
+    return paired_differences(probs, pairs, test.y, profile)
 
 
 def difference_sentence(diffs: pd.DataFrame, a: str, b: str, a_name: str | None = None,
@@ -224,8 +232,7 @@ def early_table(early: Mapping[int, np.ndarray], late: FusionRun, test: FusionSe
     and the paired difference late − early (no table, ``nan`` and no difference when early fusion could not run)."""
     if not early:
         return None, {"early_f1": float("nan"), "early_minus_late": float("nan"),
-                      "early_sentence": "Early fusion could not run on this run."}, paired_differences(
-            {}, [], test.y, profile)
+                      "early_sentence": "Early fusion could not run on this run."}, _NO_DIFFERENCES.copy()
     seed0 = profile.seeds[0]
     table = score_table({"early fusion": early[seed0], "trimodal (late)": late.first}, test.y,
                         n_boot=profile.bootstrap, seed=profile.seed, threshold=profile.threshold,
@@ -257,8 +264,7 @@ def naive_numbers(naive: FusionRun | None, train: FusionSet | None, table1: pd.D
     that difference; no table and ``nan`` when the variant could not run."""
     if naive is None or train is None:
         return None, {"naive_f1": float("nan"), "naive_minus_honest": float("nan"),
-                      "naive_sentence": "The naive variant could not run on this run."}, paired_differences(
-            {}, [], test.y, profile)
+                      "naive_sentence": "The naive variant could not run on this run."}, _NO_DIFFERENCES.copy()
     f1, tri_f1 = 100 * next(iter(naive.f1.values())), 100 * next(iter(honest.f1.values()))
     t1 = table1.set_index("model")["f1"]
     table = pd.DataFrame({"base classifier F1 on its own training products":
@@ -332,10 +338,14 @@ def missing_table(ds: Any, test: FusionSet, missing_images: Sequence[str], fused
 def save_fusion_stage(out: Any, ds: Any, test: FusionSet, runs: Mapping[str, FusionRun], baselines: Mapping[str, Any],
                       early: Mapping[int, np.ndarray], tables: Mapping[str, pd.DataFrame | None], *,
                       config: Mapping[str, Any], best_single: str, ridge: Any, modalities: Sequence[str],
-                      profile: Any, runs_oof: Mapping[str, FusionRun] | None = None) -> None:
+                      profile: Any, runs_oof: Mapping[str, FusionRun] | None = None,
+                      early_net: Any = None) -> None:
     """Write stage ``05_fusion``: each method's test probabilities (``predictions_test_<name>.npz``, ``+`` written
     ``_``; out-of-fold fits as ``<name>_oof``) and ``metrics.json`` (Tables 1 and 3, ``paired_differences``, search,
-    seeds, ridge, missing modalities, best single model)."""
+    seeds, ridge, missing modalities, best single model) and ``early_net``, the first seed's early-fusion network
+    that chapter 7 reuses."""
+    if early_net is not None:
+        early_net.save(out.path)
     probs = {name: run.first for name, run in runs.items()}
     probs.update({f"{name}_oof": run.first for name, run in (runs_oof or {}).items()})
     probs.update({name: res.probs_test for name, res in baselines.items()})

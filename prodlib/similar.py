@@ -32,27 +32,19 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.where(norm > 0, norm, 1.0)
 
 
-def product_vectors(stages: Mapping[str, Any], ds: Any, profile: Any) -> dict[str, dict[str, np.ndarray]]:
+def product_vectors(stages: Mapping[str, Any], ds: Any, early_net: Any) -> dict[str, dict[str, np.ndarray]]:
     """``kind -> split -> vectors`` (rows in ``ds.splits`` order): each classifier's penultimate features
-    centred on the training mean; ``concat``, their unit-length concatenation; ``joint``, the hidden layer of an
-    early-fusion network trained on the training split only (early-stopped on validation). Notebook 07."""
-    from prodlib.fusion import EarlyFusion, aligned_features
+    centred on the training mean; ``concat``, their unit-length concatenation; ``joint``, the hidden layer of
+    chapter 5's early-fusion network ``early_net`` (:meth:`prodlib.fusion.EarlyFusion.load`), trained on the
+    training split only. Notebook 07."""
+    from prodlib.fusion import aligned_features
     feats = {s: aligned_features(stages, s, ds.splits[s]) for s in SPLITS}
     out: dict[str, dict[str, np.ndarray]] = {}
     for i, mod in enumerate(stages):
         mean = feats["train"][i].mean(axis=0)
         out[mod] = {s: normalize(feats[s][i] - mean) for s in SPLITS}
     out["concat"] = {s: np.hstack([out[m][s] for m in stages]) / np.sqrt(len(stages)) for s in SPLITS}
-    net = EarlyFusion(profile.early_units, epochs=profile.early_epochs, batch_size=profile.fusion_batch_size,
-                      learning_rate=profile.early_learning_rate, patience=profile.early_patience, seed=profile.seed)
-    net.fit(feats["train"], ds.y("train"), feats["val"], ds.y("val"))
-    hidden = [layer.get_weights() for layer in net.model.layers if getattr(layer, "kernel", None) is not None][:-1]
-    out["joint"] = {}
-    for s in SPLITS:
-        h = (np.hstack(feats[s]) - net.mean_) / net.std_
-        for w, b in hidden:  # the network's ReLU layers, evaluated without dropout
-            h = np.maximum(h @ w + b, 0.0)
-        out["joint"][s] = h.astype(np.float32)
+    out["joint"] = {s: early_net.hidden(feats[s]) for s in SPLITS}
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prodlib.artifacts import StageOutput, load_stage
+from prodlib.artifacts import ArtifactError, StageOutput, load_stage
 from prodlib.config import get_profile
 from prodlib.fusion import (
     EarlyFusion,
@@ -245,7 +245,7 @@ def test_modality_importance_finds_the_informative_modality():
     assert (imp.loc[["d", "e", "f"], "B"] > imp.loc[["d", "e", "f"], "A"]).all()
 
 
-def test_early_fusion_learns_from_features():
+def test_early_fusion_learns_from_features(tmp_path):
     rng = np.random.default_rng(0)
     n, c = 300, 4
     y = (rng.random((n, c)) < 0.4).astype(float)
@@ -257,6 +257,18 @@ def test_early_fusion_learns_from_features():
     assert micro_f1(y[te], model.predict([f1[te], f2[te]])) > 0.85
     with pytest.raises(ValueError, match="columns"):
         model.predict([f1[te]])
+
+    # chapter 7 reuses this network: saved and loaded, it predicts the same and its hidden layer is the joint vector
+    model.save(tmp_path)
+    again = EarlyFusion.load(tmp_path)
+    assert np.allclose(again.predict([f1[te], f2[te]]), model.predict([f1[te], f2[te]]), atol=1e-6)
+    hidden = again.hidden([f1[te], f2[te]])
+    assert hidden.shape == (50, 16) and (hidden >= 0).all() and hidden.any()
+    first_dense = model.model.layers[0]
+    w, b = first_dense.get_weights()
+    assert np.allclose(hidden, np.maximum(model._scale([f1[te], f2[te]]) @ w + b, 0), atol=1e-5)
+    with pytest.raises(ArtifactError, match="rerun notebook 05"):
+        EarlyFusion.load(tmp_path / "nowhere")
 
 
 def test_aligned_features_follow_ids_and_report_missing(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from prodlib.classifiers import cross_fit
 from prodlib.config import get_profile
 from prodlib.dataset import Dataset
-from prodlib.fusion import FusionRun, FusionSet, MeanPolicy, ModalityPicker, class_thresholds_from_val, oracle_probs
+from prodlib.fusion import FusionRun, FusionSet, MeanPolicy, ModalityPicker, fusion_threshold, oracle_probs
 from prodlib.metrics import micro_f1, product_f1
 from prodlib.results import (
     difference_sentence,
@@ -97,7 +97,7 @@ def test_thresholds_of_a_learned_method_are_never_fitted_on_rows_its_models_trai
             seen.append((self.trained, {int(v) for v in x[0][:, -1]}))
             return np.clip(x[0], 0, 1)
 
-    class_thresholds_from_val(Recorder(), fit, folds=3, seed=0, refit=lambda seed: Recorder())
+    fusion_threshold(Recorder(), fit, folds=3, seed=0, refit=lambda seed: Recorder())
     assert len(seen) == 3
     assert all(not trained & scored for trained, scored in seen)
     assert set().union(*(scored for _, scored in seen)) == set(range(60))
