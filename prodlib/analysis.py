@@ -108,17 +108,19 @@ def subgroup_f1(y_true: np.ndarray, probs: np.ndarray, groups: Mapping[str, np.n
     return pd.DataFrame(rows)
 
 
-def test_predictions(profile: Any, run_dir: Any, ds: Any) -> tuple[dict[str, np.ndarray], str]:
-    """The test probabilities of each classifier stage and of the tri-modal network (stage ``05_fusion``), all
-    checked to come from the dataset ``ds``, rows in its test order; and the best single model of stage 05."""
+def test_predictions(profile: Any, run_dir: Any, ds: Any) -> tuple[dict[str, np.ndarray], str, str]:
+    """The test probabilities of each classifier stage and of stage ``05_fusion``'s main network (tri-modal, or
+    bi-modal with two modalities), all checked to come from the dataset ``ds``, rows in its test order; the best
+    single model and the main network's name. Notebook 06."""
     from prodlib.artifacts import load_classifier_stages, load_stage
 
     ids = ds.splits["test"]
     probs = {m: s.predictions("test").align(ids)
-             for m, s in load_classifier_stages(profile, run_dir, ds.fingerprint).items()}
+             for m, s in load_classifier_stages(profile, run_dir, ds.fingerprint, ds.modalities).items()}
     fused = load_stage(profile, "05_fusion", run_dir, fingerprint=ds.fingerprint)
-    probs["trimodal"] = fused.predictions("test_trimodal").align(ids)
-    return probs, str(fused.metrics["best_single"])
+    main = str(fused.metrics["main"]["name"])
+    probs[main] = fused.predictions(f"test_{main.replace('+', '_')}").align(ids)
+    return probs, str(fused.metrics["best_single"]), main
 
 
 def support_missrate_sentence(rho: float) -> str:
@@ -133,33 +135,35 @@ def support_missrate_sentence(rho: float) -> str:
 
 
 def miss_numbers(y: np.ndarray, probs: Mapping[str, np.ndarray], best_single: str,
-                 threshold: float = 0.5) -> dict[str, Any]:
-    """Missed (product, true class) pairs of the tri-modal network against the best single model: in how
-    many classes it misses fewer or more, the totals, and the rank correlation of support and miss rate."""
+                 threshold: float = 0.5, main: str = "trimodal") -> dict[str, Any]:
+    """Missed (product, true class) pairs of the ``main`` fused network against the best single model: in how
+    many classes it misses fewer or more, the totals, and the rank correlation of support and miss rate.
+    Notebook 06."""
     y = np.asarray(y).astype(bool)
     support = y.sum(axis=0)
     present = support > 0
     missed = {name: np.logical_and(y, np.asarray(p) < threshold).sum(axis=0) for name, p in probs.items()}
-    tri, best = missed["trimodal"][present], missed[best_single][present]
-    rate = pd.Series(missed["trimodal"][present] / support[present])
+    tri, best = missed[main][present], missed[best_single][present]
+    rate = pd.Series(missed[main][present] / support[present])
     rho = float(pd.Series(support[present]).corr(rate, method="spearman"))
     return {"classes_fewer_misses": int((tri < best).sum()), "classes_more_misses": int((tri > best).sum()),
             "n_classes_present": int(present.sum()), "missed_best_single": int(missed[best_single].sum()),
-            "missed_trimodal": int(missed["trimodal"].sum()), "support_missrate_corr": round(rho, 2),
+            "missed_main": int(missed[main].sum()), "support_missrate_corr": round(rho, 2),
             "support_missrate_text": support_missrate_sentence(rho),
             "missed_pairs": {k: int(v.sum()) for k, v in missed.items()}}
 
 
-def overlap_numbers(wrong: Mapping[str, np.ndarray], modalities: Sequence[str]) -> dict[str, int]:
+def overlap_numbers(wrong: Mapping[str, np.ndarray], modalities: Sequence[str],
+                    main: str = "trimodal") -> dict[str, int]:
     """How many test products all classifiers get wrong, how many none, how many some, and how many of those
-    the tri-modal network (``wrong["trimodal"]``) gets right."""
+    the ``main`` fused network (``wrong[main]``) gets right. Notebook 06."""
     masks = np.column_stack([wrong[m] for m in modalities])
     all_wrong, none_wrong = masks.all(axis=1), ~masks.any(axis=1)
     some = ~all_wrong & ~none_wrong
-    tri_right = ~wrong["trimodal"]
-    return {"wrong_all_three": int(all_wrong.sum()), "wrong_none": int(none_wrong.sum()),
-            "all_three_fixed": int((all_wrong & tri_right).sum()), "some_right": int(some.sum()),
-            "some_right_trimodal_right": int((some & tri_right).sum())}
+    main_right = ~wrong[main]
+    return {"wrong_all": int(all_wrong.sum()), "wrong_none": int(none_wrong.sum()),
+            "all_wrong_fixed": int((all_wrong & main_right).sum()), "some_right": int(some.sum()),
+            "some_right_main_right": int((some & main_right).sum()), "n_classifiers": len(modalities)}
 
 
 def gain_numbers(gain: pd.DataFrame) -> dict[str, Any]:
@@ -172,14 +176,14 @@ def gain_numbers(gain: pd.DataFrame) -> dict[str, Any]:
 
 def save_errors_stage(out: Any, missed: Mapping[str, pd.DataFrame], overlap: pd.DataFrame, gain: pd.DataFrame,
                       wrong: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray], numbers: Mapping[str, Any],
-                      *, min_support: int, best_single: str) -> None:
+                      *, min_support: int, best_single: str, main: str = "trimodal") -> None:
     """Write stage ``06_errors``: Tables 2 and 4 (``table2.json``, ``table4.json``), the error overlap, the
     per-class gains and a summary in ``metrics.json``. Notebook 06."""
-    out.save_json("table2", {m: t.to_dict(orient="records") for m, t in missed.items() if m != "trimodal"})
-    out.save_json("table4", missed["trimodal"].to_dict(orient="records"))
+    out.save_json("table2", {m: t.to_dict(orient="records") for m, t in missed.items() if m != main})
+    out.save_json("table4", missed[main].to_dict(orient="records"))
     out.save_json("overlap", overlap.to_dict(orient="records"))
     out.save_json("class_gain", gain.to_dict(orient="records"))
-    out.save_metrics({"min_support": min_support, "best_single": best_single,
+    out.save_metrics({"min_support": min_support, "best_single": best_single, "main": main,
                       "wrong_products": {k: int(v.sum()) for k, v in wrong.items()},
                       "fix": {k: int(v.sum()) for k, v in masks.items()},
                       "classes_improved": numbers["classes_improved"], "classes_worse": numbers["classes_worse"],

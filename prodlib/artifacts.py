@@ -276,12 +276,17 @@ def check_same_run(stages: Iterable[StageArtifacts]) -> str:
 CLASSIFIER_STAGES: dict[str, str] = {"title": "02_title", "description": "03_description", "image": "04_image"}
 
 
-def load_classifier_stages(profile: str | Profile, run_dir: str | os.PathLike[str] | None,
-                           fingerprint: str) -> dict[str, StageArtifacts]:
-    """The classifier stages of ``profile``, refused unless all ran on the data ``fingerprint`` (notebooks 05, 06)."""
-    stages = {m: load_stage(profile, stage, run_dir, fingerprint=fingerprint) for m, stage in CLASSIFIER_STAGES.items()}
+def load_classifier_stages(profile: str | Profile, run_dir: str | os.PathLike[str] | None, fingerprint: str,
+                           modalities: Iterable[str] = tuple(CLASSIFIER_STAGES)) -> dict[str, StageArtifacts]:
+    """The classifier stages of ``modalities`` (``Dataset.modalities``: those notebook 01 kept), refused unless all
+    ran on the data ``fingerprint`` (notebooks 05–07)."""
+    stages = {m: load_stage(profile, stage, run_dir, fingerprint=fingerprint)
+              for m, stage in CLASSIFIER_STAGES.items() if m in set(modalities)}
     check_same_run(stages.values())
     return stages
+
+
+FUSION_STAGES = ("05_fusion", "07_embeddings")  # stages that combine the modalities: they need two or more
 
 
 class ModalityAbsent(ArtifactError):
@@ -307,12 +312,12 @@ def start_stage(stage: str, profile: str | Profile | None = None, run_dir: str |
         raise ModalityAbsent(f"{stage} stops: notebook 01 left the {m} out of this study ({decided['why'][m]}), and "
                              "a classifier without its input would only learn the class priors. Set the profile's "
                              "modalities or min_modality_share to include it, or use a catalog that carries it")
-    inputs = list(inputs)
-    if absent := [m for m, s in CLASSIFIER_STAGES.items() if s in inputs and m not in decided.get("present", [m])]:
-        raise ModalityAbsent(f"{stage} stops: notebook 01 left the {' and the '.join(absent)} out of this study ("
-                             + "; ".join(decided["why"][m] for m in absent) + "), and fusing and analysing fewer "
-                             "than three modalities is not built yet (issue 12): the study ends after the "
-                             "classifiers of the modalities it has")
+    absent = {s for m, s in CLASSIFIER_STAGES.items() if m not in ds.modalities}
+    inputs = [s for s in inputs if s not in absent]  # a left-out modality's stage is no input
+    if stage in FUSION_STAGES and len(ds.modalities) < 2:
+        raise ModalityAbsent(f"{stage} stops: notebook 01 kept only the {ds.modalities[0]} ("
+                             + "; ".join(decided["why"][m] for m in decided["why"] if m not in ds.modalities)
+                             + "): with one modality there is nothing to fuse")
     out = StageOutput(prof, stage, fingerprint=ds.fingerprint, run_dir=run_dir, inputs=list(inputs))
     out.notes["accelerators"] = accel
     sizes = ", ".join(f"{split} {len(ids):,}" for split, ids in ds.splits.items())

@@ -62,6 +62,11 @@ class Dataset:
         return label_matrix(self.part(split)["labels"], self.classes)
 
     @property
+    def modalities(self) -> list[str]:
+        """The modalities notebook 01 kept (``dataset_stats.json``), in the order title, description, image."""
+        return list(self.stats.get("modalities", {}).get("present", ("title", "description", "image")))
+
+    @property
     def n_classes(self) -> int:
         return len(self.classes)
 

@@ -539,7 +539,11 @@ class EarlyFusion:
 
 def trimodal_config(fit: FusionSet, profile: Any) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """Tri-modal network ``units``/``activations``: the :func:`search_policy` pick if ``profile.fusion_search``, else
-    the paper's sigmoid/tanh/sigmoid with ``profile.fusion_units`` (and no table). Notebook 05."""
+    the paper's sigmoid/tanh/sigmoid with ``profile.fusion_units`` (and no table). With two modalities (``fit`` has
+    two inputs) the main network is the paper's bi-modal one, relu/relu/sigmoid, and nothing is searched: the
+    paper searched the tri-modal network only. Notebook 05."""
+    if len(fit.inputs) == 2:
+        return {"units": tuple(profile.fusion_units), "activations": ("relu", "relu", "sigmoid")}, None
     if not profile.fusion_search:
         return {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid")}, None
     best, table = search_policy(fit.inputs, fit.y, default_policy_grid(profile.fusion_units),

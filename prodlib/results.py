@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from prodlib import paper
-from prodlib.fusion import FusionRun, FusionSet, fusion_threshold, oracle_probs
+from prodlib.fusion import FusionRun, FusionSet, fusion_threshold, main_method, oracle_probs
 from prodlib.metrics import bootstrap_ci, evaluate, fit_threshold, micro_f1, most_missed, paired_bootstrap
 
 __all__ = ["difference_sentence", "display_table", "early_table", "fusion_table",
@@ -46,8 +46,9 @@ def stage_table(stages: Mapping[str, Any]) -> pd.DataFrame:
                          for m, s in stages.items()}).T
 
 
-def run_numbers(profile: Any, ds: Any) -> dict[str, Any]:
-    """What the run is (profile, catalog, split sizes, bootstrap, seeds) and the paper's dataset and scores."""
+def run_numbers(profile: Any, ds: Any, stages: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the run is (profile, catalog, split sizes, bootstrap, seeds, modalities and, from the classifier
+    ``stages``, which image model) and the paper's dataset and scores. Notebook 05."""
     out: dict[str, Any] = {"profile": profile.name, "catalog": profile.catalog, "n_classes": ds.n_classes,
                            "bootstrap": profile.bootstrap, "n_seeds": len(profile.seeds)}
     out.update({f"n_{s}": len(ds.splits[s]) for s in ("train", "val", "test")})
@@ -55,6 +56,17 @@ def run_numbers(profile: Any, ds: Any) -> dict[str, Any]:
     out.update({f"paper_{k}": int(paper.DATASET[k]) for k in ("products", "train_products", "test_products",
                                                               "classes")})
     out["paper_gain"] = round(paper.FUSION["trimodal"] - max(paper.SINGLE.values()), 1)
+    out["modalities"] = ", ".join(ds.modalities)
+    if stages is not None and "image" in stages:
+        from prodlib.models.image_cnn import WeightsInfo
+        notes = stages["image"].manifest.get("notes", {})
+        info = WeightsInfo(**notes["weights_info"])
+        out["image_sentence"] = (f"The image numbers of this run come from {info.label} with K = "
+                                 f"{notes['image']['trainable_layers']} trainable layers, chosen on validation: "
+                                 f"{info.message()}")
+    elif stages is not None:
+        why = ds.stats.get("modalities", {}).get("why", {}).get("image", "no reason recorded")
+        out["image_sentence"] = f"This run has no image model: chapter 1 left the image out ({why})."
     return out
 
 
@@ -90,14 +102,15 @@ def single_table(val: FusionSet, test: FusionSet, modalities: Sequence[str], bas
 
 
 def fusion_table(runs: Mapping[str, FusionRun], methods: Mapping[str, Any], val: FusionSet, test: FusionSet,
-                 profile: Any, runs_oof: Mapping[str, FusionRun] | None = None) -> pd.DataFrame:
+                 profile: Any, runs_oof: Mapping[str, FusionRun] | None = None, main: str = "trimodal") -> pd.DataFrame:
     """Table 3 beside the paper: each fusion method's test micro-F1 (first seed) with its interval, fitted on
-    validation and (``runs_oof``) on out-of-fold predictions, with per-class thresholds tuned on the fitting set
-    out of fold, mean ± sd over seeds, and a last ``oracle`` row: the hindsight ceiling of picking one modality."""
+    validation and (``runs_oof``) on out-of-fold predictions, with thresholds tuned on the fitting set (out of fold
+    for ridge and the ``main`` network, :func:`prodlib.fusion.main_method`), mean ± sd over seeds, and a last
+    ``oracle`` row: the hindsight ceiling of picking one modality. Notebook 05."""
     seed0 = profile.seeds[0]
     how = {"per_class": profile.per_class_thresholds, "min_support": profile.threshold_min_support}
     thresholds = {name: fusion_threshold(runs[name].fitted[seed0], val, **how) for name in ("max", "mean")}
-    for name in ("ridge", "ridge_full", "trimodal"):
+    for name in ("ridge", "ridge_full", main):
         thresholds[name] = fusion_threshold(runs[name].fitted[seed0], val, folds=profile.fusion_folds,
                                                      seed=profile.seed, refit=methods[name], **how)
     probs = {n: r.first for n, r in runs.items()}
@@ -162,12 +175,14 @@ _NO_DIFFERENCES = pd.DataFrame(columns=["a", "b", "delta", "ci_low", "ci_high"])
 def table3_differences(runs: Mapping[str, FusionRun], runs_oof: Mapping[str, FusionRun] | None, test: FusionSet,
                        best_single: str, modalities: Sequence[str], profile: Any) -> pd.DataFrame:
     """The paired differences of Table 3 (:func:`paired_differences`): each fusion method, fitted on validation and
-    out of fold where it was, minus the best single model; the tri-modal network minus each bi-modal one;
-    out-of-fold minus validation fit. Notebook 05."""
+    out of fold where it was, minus the best single model; the main network minus each bi-modal one;
+    out-of-fold minus validation fit; the main network (:func:`prodlib.fusion.main_method`) is the tri-modal one
+    with three modalities, else the bi-modal one. Notebook 05."""
+    main = main_method(modalities)
     probs = dict(zip(modalities, test.inputs, strict=True)) | {name: run.first for name, run in runs.items()}
     probs |= {f"{name} (oof)": run.first for name, run in (runs_oof or {}).items()}
     pairs = [(m, best_single) for m in runs] + [(f"{m} (oof)", best_single) for m in runs]
-    pairs += [("trimodal", m) for m in runs if "+" in m] + [("trimodal (oof)", "trimodal")]
+    pairs += [(main, m) for m in runs if "+" in m and m != main] + [(f"{main} (oof)", main)]
     return paired_differences(probs, pairs, test.y, profile)
 
 
@@ -192,58 +207,83 @@ def _verdict(diffs: pd.DataFrame, a: str, b: str) -> str:
     return "above" if lo > 0 else "below" if hi < 0 else "not shown to differ from"
 
 
+def main_label(main: str) -> str:
+    """How the prose names the main fused model (:func:`prodlib.fusion.main_method`): ``tri-modal policy network``
+    or, with two modalities, e.g. ``image+title policy network``. Notebooks 05 and 06."""
+    return f"{'tri-modal' if main == 'trimodal' else main} policy network"
+
+
 def table3_numbers(table3: pd.DataFrame, table1: pd.DataFrame, best_single: str,
-                   diffs: pd.DataFrame) -> dict[str, Any]:
+                   diffs: pd.DataFrame, main: str = "trimodal") -> dict[str, Any]:
     """The numbers and comparing phrases of the Table 3 paragraph, computed from the tables and the paired
-    differences (:func:`paired_differences`): a method is *above* or *below* the best single model only when its
-    paired interval excludes 0. The ``oracle`` row is headroom, not a method: it is never ranked."""
+    differences (:func:`paired_differences`) for the ``main`` network (:func:`prodlib.fusion.main_method`): a
+    method is *above* or *below* the best single model only when its paired interval excludes 0. The ``oracle``
+    row is headroom, not a method: it is never ranked. Notebook 05."""
     t3 = table3.set_index("model")
     oracle = float(t3.loc["oracle", "f1"]) if "oracle" in t3.index else float("nan")
     t3 = t3.drop(index="oracle", errors="ignore")
-    tri, best = float(t3.loc["trimodal", "f1"]), float(table1.set_index("model").loc[best_single, "f1"])
+    fused, best = float(t3.loc[main, "f1"]), float(table1.set_index("model").loc[best_single, "f1"])
     vs_best = {m: _verdict(diffs, m, best_single) for m in t3.index}
-    rank = int((t3["f1"] > tri).sum()) + 1
-    tri_diff = diffs[(diffs["a"] == "trimodal") & (diffs["b"] == best_single)].iloc[0]
+    rank = int((t3["f1"] > fused).sum()) + 1
+    main_diff = diffs[(diffs["a"] == main) & (diffs["b"] == best_single)].iloc[0]
+    name = main_label(main)
     out: dict[str, Any] = {f"{m.replace('+', '_')}_f1": round(float(v), 1) for m, v in t3["f1"].items()}
     out.update(
-        trimodal_ci=f"{t3.loc['trimodal', 'ci_low']:.1f}–{t3.loc['trimodal', 'ci_high']:.1f}",
-        gain=round(tri - best, 1), gain_ci=f"{tri_diff['ci_low']:+.1f} to {tri_diff['ci_high']:+.1f}",
-        trimodal_vs_best_sentence=difference_sentence(diffs, "trimodal", best_single, "The tri-modal network",
-                                                      f"the best single model ({best_single})"),
+        main_name=name, main_f1=round(fused, 1), paper_main_f1=paper.FUSION.get(main, float("nan")),
+        main_ci=f"{t3.loc[main, 'ci_low']:.1f}–{t3.loc[main, 'ci_high']:.1f}",
+        gain=round(fused - best, 1), gain_ci=f"{main_diff['ci_low']:+.1f} to {main_diff['ci_high']:+.1f}",
+        main_vs_best_sentence=difference_sentence(diffs, main, best_single, f"The {name}",
+                                                  f"the best single model ({best_single})"),
         oof_sentence=" ".join(filter(None, [
-            difference_sentence(diffs, "trimodal (oof)", "trimodal", "Fitted on out-of-fold predictions, the "
-                                "tri-modal network", "the same network fitted on validation"),
-            difference_sentence(diffs, "trimodal (oof)", best_single, "Fitted that way, it",
+            difference_sentence(diffs, f"{main} (oof)", main, f"Fitted on out-of-fold predictions, the {name}",
+                                "the same network fitted on validation"),
+            difference_sentence(diffs, f"{main} (oof)", best_single, "Fitted that way, it",
                                 "the best single model")])) or "This run fitted fusion on validation only.",
         best_method=t3["f1"].idxmax(), best_method_f1=round(float(t3["f1"].max()), 1),
         n_beat_best_single=sum(v == "above" for v in vs_best.values()),
         n_below_best_single=sum(v == "below" for v in vs_best.values()), n_methods=len(t3),
-        max_vs_best=vs_best["max"], mean_vs_best=vs_best["mean"], trimodal_rank=rank,
-        trimodal_rank_text="the best fusion method by point estimate (as in the paper)" if rank == 1 else
-        f"ranked {rank} of {len(t3)} fusion methods by point estimate (the paper: first)",
+        max_vs_best=vs_best["max"], mean_vs_best=vs_best["mean"], main_rank=rank,
+        main_rank_text=("the best fusion method by point estimate" + (" (as in the paper)" if main == "trimodal"
+                                                                      else "") if rank == 1 else
+                        f"ranked {rank} of {len(t3)} fusion methods by point estimate"
+                        + (" (the paper: first)" if main == "trimodal" else "")),
         oracle_f1=round(oracle, 1), oracle_headroom=round(oracle - best, 1),
         table3=display_table(table3), paired=diffs.round(1).set_index(["a", "b"]))
     return out
 
 
-def early_table(early: Mapping[int, np.ndarray], late: FusionRun, test: FusionSet,
-                profile: Any) -> tuple[pd.DataFrame | None, dict[str, Any], pd.DataFrame]:
-    """Early fusion beside the late tri-modal network (test micro-F1, interval, seeds), its numbers and sentence,
-    and the paired difference late − early (no table, ``nan`` and no difference when early fusion could not run)."""
+def reliance_numbers(ridge_weights: pd.Series, importance: pd.DataFrame, support: pd.Series) -> dict[str, Any]:
+    """What the fusion models learned, in numbers and sentences over the study's modalities: the ridge weight of
+    each (``ridge_w_<m>``) and, from :func:`prodlib.fusion.modality_importance`, for how many classes present in
+    the test set each modality's shuffling hurts most (``classes_rely_<m>``). Notebook 05."""
+    relied = importance.idxmax(axis=1)[support > 0].value_counts().reindex(ridge_weights.index, fill_value=0)
+    out: dict[str, Any] = {f"ridge_w_{m}": round(float(w), 2) for m, w in ridge_weights.items()}
+    out.update({f"classes_rely_{m}": int(n) for m, n in relied.items()})
+    out["ridge_sentence"] = "The ridge weights are " + ", ".join(
+        f"{w:.2f} ({m})" for m, w in ridge_weights.items()) + "."
+    out["rely_sentence"] = "Counting, for each class, the modality whose shuffling hurts most: " + ", ".join(
+        f"the {m} for {n} {'class' if n == 1 else 'classes'}" for m, n in relied.items()) + "."
+    return out
+
+
+def early_table(early: Mapping[int, np.ndarray], late: FusionRun, test: FusionSet, profile: Any,
+                main: str = "trimodal") -> tuple[pd.DataFrame | None, dict[str, Any], pd.DataFrame]:
+    """Early fusion beside the late ``main`` network (test micro-F1, interval, seeds), its numbers and sentence,
+    and the paired difference late − early (no table, ``nan`` and no difference when early fusion could not run).
+    Notebook 05."""
     if not early:
         return None, {"early_f1": float("nan"), "early_minus_late": float("nan"),
                       "early_sentence": "Early fusion could not run on this run."}, _NO_DIFFERENCES.copy()
     seed0 = profile.seeds[0]
-    table = score_table({"early fusion": early[seed0], "trimodal (late)": late.first}, test.y,
+    table = score_table({"early fusion": early[seed0], f"{main} (late)": late.first}, test.y,
                         n_boot=profile.bootstrap, seed=profile.seed, threshold=profile.threshold,
                         f1_by_seed={"early fusion": [micro_f1(test.y, p) for p in early.values()],
-                                    "trimodal (late)": list(late.f1.values())})
-    diffs = paired_differences({"trimodal": late.first, "early": early[seed0]}, [("trimodal", "early")], test.y,
-                               profile)
+                                    f"{main} (late)": list(late.f1.values())})
+    diffs = paired_differences({main: late.first, "early": early[seed0]}, [(main, "early")], test.y, profile)
     f1 = table["f1"].to_numpy()
     return table.round(1).set_index("model"), {
         "early_f1": round(float(f1[0]), 1), "early_minus_late": round(float(f1[0] - f1[1]), 1),
-        "early_sentence": difference_sentence(diffs, "trimodal", "early", "Late tri-modal fusion", "early fusion"),
+        "early_sentence": difference_sentence(diffs, main, "early", f"The late {main_label(main)}", "early fusion"),
     }, diffs
 
 
@@ -270,11 +310,11 @@ def naive_numbers(naive: FusionRun | None, train: FusionSet | None, table1: pd.D
     table = pd.DataFrame({"base classifier F1 on its own training products":
                           {m: 100 * micro_f1(train.y, x) for m, x in zip(modalities, train.inputs, strict=True)},
                           "on test": {m: float(t1[m]) for m in modalities}}).round(1)
-    diffs = paired_differences({"trimodal": honest.first, "naive": naive.first}, [("trimodal", "naive")], test.y,
-                               profile)
-    sentence = difference_sentence(diffs, "trimodal", "naive", "Fitted on validation, the tri-modal network",
+    main = main_method(modalities)
+    diffs = paired_differences({main: honest.first, "naive": naive.first}, [(main, "naive")], test.y, profile)
+    sentence = difference_sentence(diffs, main, "naive", f"Fitted on validation, the {main_label(main)}",
                                    "the same network fitted on training-set outputs")
-    sentence += " " + _NAIVE_VERDICT.get(_verdict(diffs, "trimodal", "naive"),
+    sentence += " " + _NAIVE_VERDICT.get(_verdict(diffs, main, "naive"),
                                          "On this run the warning is not borne out by a measurable difference.")
     return table, {"naive_f1": round(f1, 1), "naive_minus_honest": round(f1 - tri_f1, 1),
                    "naive_sentence": sentence}, diffs
@@ -313,25 +353,33 @@ def missing_modality_sentence(groups: Mapping[str, tuple[int, float]], model: st
 
 
 def missing_table(ds: Any, test: FusionSet, missing_images: Sequence[str], fused: np.ndarray, best: np.ndarray,
-                  best_single: str, profile: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """F1 of the tri-modal network and the best single model on test products without a description, without an
-    image, and with both; and the chapter's numbers and sentence."""
+                  best_single: str, profile: Any,
+                  modalities: Sequence[str] = ("title", "description", "image")) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """F1 of the main fused network (:func:`prodlib.fusion.main_method` of ``modalities``) and the best single model
+    on the test products without a description, without an image, and with both (only the modalities the study
+    uses); and the chapter's numbers and sentence. Notebook 05."""
     from prodlib.analysis import subgroup_f1
 
-    no_desc = ds.part("test")["description"].fillna("").str.strip().eq("").to_numpy()
-    no_img = np.isin(test.ids, list(missing_images))
-    groups = {"all test products": np.ones(len(test.ids), bool), "no description": no_desc, "no image": no_img,
-              "description and image present": ~no_desc & ~no_img}
+    everyone = np.ones(len(test.ids), bool)
+    lacks = {"description": ("a description", ds.part("test")["description"].fillna("").str.strip().eq("").to_numpy()),
+             "image": ("a usable image", np.isin(test.ids, list(missing_images)))}
+    lacks = {m: v for m, v in lacks.items() if m in modalities}
+    groups = {"all test products": everyone, **{f"no {m}": mask for m, (_, mask) in lacks.items()}}
+    if lacks:
+        groups[" and ".join(lacks) + " present"] = ~np.logical_or.reduce([mask for _, mask in lacks.values()])
     table = subgroup_f1(test.y, fused, groups, n_boot=profile.bootstrap, seed=profile.seed)
     table[f"f1 {best_single} alone"] = subgroup_f1(test.y, best, groups, n_boot=profile.bootstrap,
                                                    seed=profile.seed)["f1"]
     t = table.set_index("group")
-    sentence = missing_modality_sentence({"a description": (int(no_desc.sum()), float(t.loc["no description", "f1"])),
-                                          "a usable image": (int(no_img.sum()), float(t.loc["no image", "f1"]))})
-    numbers = {"n_no_desc": int(no_desc.sum()), "n_no_image": int(no_img.sum()),
-               "f1_no_desc": round(float(t.loc["no description", "f1"]), 1),
-               "f1_no_image": round(float(t.loc["no image", "f1"]), 1), "missing_sentence": sentence,
-               "table_missing": table.round(1).set_index("group")}
+    sentence = missing_modality_sentence({noun: (int(mask.sum()), float(t.loc[f"no {m}", "f1"]))
+                                          for m, (noun, mask) in lacks.items()},
+                                         f"the {main_label(main_method(modalities))}")
+    numbers: dict[str, Any] = {"missing_sentence": sentence or "This study uses no modality a product can lack "
+                               "here (titles are never empty).", "table_missing": table.round(1).set_index("group")}
+    for m, short in (("description", "desc"), ("image", "image")):
+        n = int(lacks[m][1].sum()) if m in lacks else 0
+        numbers[f"n_no_{short}"] = n
+        numbers[f"f1_no_{short}"] = round(float(t.loc[f"no {m}", "f1"]), 1) if n else float("nan")
     return table, numbers
 
 
@@ -342,8 +390,8 @@ def save_fusion_stage(out: Any, ds: Any, test: FusionSet, runs: Mapping[str, Fus
                       early_net: Any = None) -> None:
     """Write stage ``05_fusion``: each method's test probabilities (``predictions_test_<name>.npz``, ``+`` written
     ``_``; out-of-fold fits as ``<name>_oof``) and ``metrics.json`` (Tables 1 and 3, ``paired_differences``, search,
-    seeds, ridge, missing modalities, best single model) and ``early_net``, the first seed's early-fusion network
-    that chapter 7 reuses."""
+    seeds, ridge, missing modalities, best single model, ``main``: the main network's name, configuration and test
+    metrics) and ``early_net``, the first seed's early-fusion network that chapter 7 reuses. Notebook 05."""
     if early_net is not None:
         early_net.save(out.path)
     probs = {name: run.first for name, run in runs.items()}
@@ -360,7 +408,8 @@ def save_fusion_stage(out: Any, ds: Any, test: FusionSet, runs: Mapping[str, Fus
 
     out.save_metrics({
         "table1": records("table1"), "table3": records("table3"),
-        "trimodal": {"config": dict(config), "test": evaluate(test.y, runs["trimodal"].first, ds.classes)},
+        "main": {"name": (main := main_method(modalities)), "config": dict(config),
+                 "test": evaluate(test.y, runs[main].first, ds.classes)},
         "f1_by_seed": {k: r.f1 for k, r in runs.items()},
         "f1_by_seed_oof": {k: r.f1 for k, r in (runs_oof or {}).items()},
         "ridge": {"alpha": ridge.alpha_, "weights": dict(zip(modalities, ridge.weights_.tolist(), strict=True))},
@@ -385,15 +434,23 @@ def missed_beside_paper(y_test: np.ndarray, p_test: np.ndarray, classes: Sequenc
     }, index=pd.Index(rank, name="rank"))
 
 
-def missed_tables(missed: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Tables 2 and 4 beside the paper's, from :func:`prodlib.metrics.most_missed` per model (``title``,
-    ``description``, ``image``, ``trimodal``), and the most-missed class of each model. Notebook 06."""
+def missed_tables(missed: Mapping[str, pd.DataFrame],
+                  main: str = "trimodal") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Tables 2 and 4 beside the paper's, from :func:`prodlib.metrics.most_missed` per model (the classifiers of the
+    study and its ``main`` fused network), and one sentence naming each classifier's most-missed class (a left-out
+    modality is said to be left out). Notebook 06."""
+    singles = [m for m in ("image", "description", "title") if m in missed]
     table2 = pd.DataFrame({f"{m} ({who})": (paper.missed_table(m)["label"] if who == "paper" else missed[m]["label"])
-                           for m in ["image", "description", "title"] for who in ("paper", "ours")})
+                           for m in singles for who in ("paper", "ours")})
     table4 = pd.DataFrame({"trimodal (paper)": paper.missed_table("trimodal")["label"],
-                           "trimodal (ours)": missed["trimodal"]["label"]})
+                           f"{main} (ours)": missed[main]["label"]})
     table2.index.name = table4.index.name = "rank"
-    numbers: dict[str, Any] = {f"top_missed_{m}": t.iloc[0]["label"] if len(t) else "none" for m, t in missed.items()}
+    top = {m: t.iloc[0]["label"] if len(t) else "none" for m, t in missed.items()}
+    said = [f"the {m} classifier misses {top[m]} most" if m in top else f"the {m} was left out of this study"
+            for m in ("title", "description", "image")]
+    sentence = "; ".join(said)
+    numbers: dict[str, Any] = {f"top_missed_{m.replace('+', '_')}": v for m, v in top.items()}
+    numbers.update(top_missed_main=top[main], top_missed_sentence=sentence[0].upper() + sentence[1:] + ".")
     return table2, table4, {**numbers, "table2": table2, "table4": table4}
 
 

@@ -139,21 +139,24 @@ def knn_classifier(vectors: Mapping[str, np.ndarray], ds: Any, ks: Sequence[int]
 
 def knn_beside_table3(table3: Sequence[Mapping[str, Any]], name: str, y: np.ndarray, probs: np.ndarray, *,
                       threshold: float = 0.5, n_boot: int = 1000, seed: int = 0,
-                      not_ranked: Sequence[str] = ("oracle",)) -> tuple[pd.DataFrame, dict[str, Any]]:
+                      not_ranked: Sequence[str] = ("oracle",),
+                      main: str = "trimodal") -> tuple[pd.DataFrame, dict[str, Any]]:
     """Stage 05's Table 3 (``model``, ``paper_f1``, ``f1``, ``ci_low``, ``ci_high``) with the kNN classifier as one
-    more row, best first, and the numbers the text quotes (its rank leaves out ``not_ranked``). Notebook 07."""
+    more row, best first, and the numbers the text quotes (its rank leaves out ``not_ranked``; it is set beside
+    stage 05's ``main`` network). Notebook 07."""
     lo, hi = bootstrap_ci(y, probs, threshold, n=n_boot, seed=seed)
     row = {"model": name, "f1": 100 * micro_f1(y, probs, threshold), "ci_low": 100 * lo, "ci_high": 100 * hi}
     cols = ["model", "paper_f1", "f1", "ci_low", "ci_high"]
     table = pd.DataFrame([*({k: r.get(k, np.nan) for k in cols} for r in table3), row], columns=cols)
     table = table.sort_values("f1", ascending=False, kind="stable").reset_index(drop=True)
     ranked = table[~table["model"].isin(list(not_ranked))].reset_index(drop=True)
-    gap = float(row["f1"] - table.set_index("model")["f1"].get("trimodal", np.nan))
+    gap = float(row["f1"] - table.set_index("model")["f1"].get(main, np.nan))
+    label = f"{'tri-modal' if main == 'trimodal' else main} policy network"
     return table, {"knn_f1": round(float(row["f1"]), 1), "knn_ci": f"{row['ci_low']:.1f}–{row['ci_high']:.1f}",
                    "knn_rank": int(ranked.index[ranked["model"] == name][0]) + 1, "n_rows": len(ranked),
-                   "knn_minus_trimodal": round(gap, 1),
-                   "knn_vs_trimodal": "no tri-modal row to compare with" if np.isnan(gap) else
-                   f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'} the tri-modal policy network"}
+                   "knn_minus_main": round(gap, 1),
+                   "knn_vs_main": f"no {label} row to compare with" if np.isnan(gap) else
+                   f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'} the {label}"}
 
 
 def quality_numbers(table: pd.DataFrame, k: int, singles: Sequence[str],
@@ -177,8 +180,9 @@ def quality_numbers(table: pd.DataFrame, k: int, singles: Sequence[str],
                 f"({show(s, a)}){tail}.")
     out: dict[str, Any] = {f"p{k}_{kind}": f"{r['precision']:.1f} % ({r['p_low']:.1f}–{r['p_high']:.1f})"
                            for kind, r in at.iterrows()}
+    listed = ", ".join(f"{kind} {out[f'p{k}_{kind}']}" for kind in at.index)
     return {**out, "best_single_kind": s, "best_fused_kind": f, "best_kind": at["precision"].idxmax(),
-            "fusion_sentence": sentence}
+            "fusion_sentence": sentence, f"p{k}_sentence": f"Precision@{k} of each vector kind: {listed}."}
 
 
 def twin_numbers(found: tuple[np.ndarray, np.ndarray], ds: Any, cutoff: float = 0.99) -> dict[str, int]:

@@ -99,8 +99,10 @@ def test_miss_numbers_compare_fusion_with_the_best_single_model():
     fused = np.array([[0.0, 0.0, 0.9], [0.9, 0.9, 0.0], [0.0, 0.0, 0.0], [0.0, 0.9, 0.9]])
     n = miss_numbers(y, {"title": single, "trimodal": fused}, "title")
     # missed per class: single a0 b2 c2 (4 pairs); fused a2 b0 c0 (2 pairs)
-    assert n["missed_best_single"] == 4 and n["missed_trimodal"] == 2
+    assert n["missed_best_single"] == 4 and n["missed_main"] == 2
     assert (n["classes_fewer_misses"], n["classes_more_misses"], n["n_classes_present"]) == (2, 1, 3)
+    bimodal = miss_numbers(y, {"title": single, "image+title": fused}, "title", main="image+title")
+    assert bimodal["missed_main"] == 2 and bimodal["missed_pairs"] == {"title": 4, "image+title": 2}
 
 
 def test_support_missrate_sentence_follows_the_sign():
@@ -113,8 +115,12 @@ def test_overlap_and_gain_numbers():
     wrong = {"title": np.array([1, 1, 0, 0], bool), "description": np.array([1, 0, 0, 1], bool),
              "image": np.array([1, 0, 0, 0], bool), "trimodal": np.array([0, 1, 0, 0], bool)}
     n = overlap_numbers(wrong, ["title", "description", "image"])
-    assert n == {"wrong_all_three": 1, "wrong_none": 1, "all_three_fixed": 1, "some_right": 2,
-                 "some_right_trimodal_right": 1}
+    assert n == {"wrong_all": 1, "wrong_none": 1, "all_wrong_fixed": 1, "some_right": 2,
+                 "some_right_main_right": 1, "n_classifiers": 3}
+    two = {"title": wrong["title"], "image": wrong["image"], "image+title": np.array([0, 0, 0, 1], bool)}
+    assert overlap_numbers(two, ["title", "image"], "image+title") == {  # products 0 and 1 differ from the above
+        "wrong_all": 1, "wrong_none": 2, "all_wrong_fixed": 1, "some_right": 1, "some_right_main_right": 1,
+        "n_classifiers": 2}
     gain = pd.DataFrame({"class": ["a", "b", "c"], "gain": [0.2, 0.0, -0.1]})
     g = gain_numbers(gain)
     assert (g["classes_improved"], g["classes_worse"], g["median_gain"]) == (1, 1, 0.0)

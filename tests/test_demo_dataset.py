@@ -119,6 +119,12 @@ def test_modalities_are_decided_from_the_data_and_absent_ones_stop_their_classif
     with pytest.raises(ModalityAbsent, match="04_image stops"):
         start_stage("04_image", prof, tmp_path)
     assert start_stage("02_title", prof, tmp_path)[1].fingerprint == ds.fingerprint
-    with pytest.raises(ModalityAbsent, match=r"05_fusion stops: .*left the description and the image out .*below"
-                                             r".*fewer than three modalities is not built yet"):
+    with pytest.raises(ModalityAbsent, match=r"05_fusion stops: .*kept only the title \(.*below.*\): with one "
+                                             r"modality there is nothing to fuse"):
         start_stage("05_fusion", prof, tmp_path, inputs=iter(["02_title", "03_description", "04_image"]))
+    two = get_profile("smoke", label_min_count=10, modalities="title,image")
+    out2 = StageOutput(two, DATA_STAGE, fingerprint=chosen.fingerprint, run_dir=tmp_path / "two")
+    save_dataset(chosen, out2)
+    out2.finish()
+    _, ds2, fused = start_stage("05_fusion", two, tmp_path / "two", inputs=["02_title", "03_description", "04_image"])
+    assert ds2.modalities == ["title", "image"] and fused.inputs == ["02_title", "04_image"]  # no left-out input

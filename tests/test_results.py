@@ -173,7 +173,14 @@ def test_table3_numbers_rank_methods_by_paired_intervals_and_keep_the_oracle_apa
     assert numbers["n_below_best_single"] == 1 and numbers["max_vs_best"] == "below"
     assert numbers["mean_vs_best"] == "not shown to differ from"
     assert numbers["oracle_f1"] == 90.0 and numbers["oracle_headroom"] == 18.5
-    assert numbers["trimodal_vs_best_sentence"].startswith("The tri-modal network is better than")
+    assert numbers["main_vs_best_sentence"].startswith("The tri-modal policy network is better than")
+    assert numbers["main_f1"] == 74.0 and numbers["paper_main_f1"] == 88.2 and numbers["main_rank"] == 1
+    bimodal = table3.replace({"model": {"trimodal": "image+title"}})
+    two = table3_numbers(bimodal, table1, "title", diffs.replace({"a": {"trimodal": "image+title"}}),
+                         main="image+title")
+    assert two["main_name"] == "image+title policy network" and two["paper_main_f1"] == 85.1
+    assert two["main_vs_best_sentence"].startswith("The image+title policy network is better than")
+    assert "paper" not in two["main_rank_text"] and "trimodal_f1" not in two
 
 
 def test_repeat_seeds_retrains_with_each_extra_seed_and_keeps_the_first_run():

@@ -127,7 +127,10 @@ def test_knn_row_beside_table3():
     assert table["model"].tolist()[1:] == ["knn_concat", "max", "trimodal"] and list(table.columns) == [
         "model", "paper_f1", "f1", "ci_low", "ci_high"]
     assert numbers["knn_f1"] == 100.0 and numbers["knn_rank"] == 1 and numbers["n_rows"] == 3  # oracle not ranked
-    assert numbers["knn_vs_trimodal"] == "50.0 points above the tri-modal policy network"
+    assert numbers["knn_vs_main"] == "50.0 points above the tri-modal policy network"
+    two = [dict(r, model="image+title") if r["model"] == "trimodal" else r for r in table3]
+    _, numbers = similar.knn_beside_table3(two, "knn_concat", y, y * 0.8 + 0.1, n_boot=20, main="image+title")
+    assert numbers["knn_vs_main"] == "50.0 points above the image+title policy network"
 
 
 def test_neighbour_gallery_has_a_tile_per_product():
