@@ -108,15 +108,17 @@ def subgroup_f1(y_true: np.ndarray, probs: np.ndarray, groups: Mapping[str, np.n
     return pd.DataFrame(rows)
 
 
-def test_predictions(profile: Any, run_dir: Any, ds: Any) -> tuple[dict[str, np.ndarray], str, str]:
+def test_predictions(profile: Any, run_dir: Any, ds: Any) -> tuple[dict[str, np.ndarray], str, str | None]:
     """The test probabilities of each classifier stage and of stage ``05_fusion``'s main network (tri-modal, or
     bi-modal with two modalities), all checked to come from the dataset ``ds``, rows in its test order; the best
-    single model and the main network's name. Notebook 06."""
+    single model and the main network's name (``None`` with one modality: nothing was fused). Notebook 06."""
     from prodlib.artifacts import load_classifier_stages, load_stage
 
     ids = ds.splits["test"]
     probs = {m: s.predictions("test").align(ids)
              for m, s in load_classifier_stages(profile, run_dir, ds.fingerprint, ds.modalities).items()}
+    if len(probs) < 2:
+        return probs, next(iter(probs)), None
     fused = load_stage(profile, "05_fusion", run_dir, fingerprint=ds.fingerprint)
     main = str(fused.metrics["main"]["name"])
     probs[main] = fused.predictions(f"test_{main.replace('+', '_')}").align(ids)
@@ -174,17 +176,20 @@ def gain_numbers(gain: pd.DataFrame) -> dict[str, Any]:
             "median_gain": round(100 * float(gain["gain"].median()), 1), "gain_table": show}
 
 
-def save_errors_stage(out: Any, missed: Mapping[str, pd.DataFrame], overlap: pd.DataFrame, gain: pd.DataFrame,
-                      wrong: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray], numbers: Mapping[str, Any],
-                      *, min_support: int, best_single: str, main: str = "trimodal") -> None:
-    """Write stage ``06_errors``: Tables 2 and 4 (``table2.json``, ``table4.json``), the error overlap, the
-    per-class gains and a summary in ``metrics.json``. Notebook 06."""
+def save_errors_stage(out: Any, missed: Mapping[str, pd.DataFrame], fused: Mapping[str, Any] | None, *,
+                      min_support: int, best_single: str, main: str | None = "trimodal") -> None:
+    """Write stage ``06_errors``: Table 2 (``table2.json``) and, when there is a fused ``main`` network, what
+    ``fused`` holds (``overlap``, ``gain``, ``wrong``, ``masks``, ``numbers``): Table 4 (``table4.json``), the error
+    overlap, the per-class gains; and a summary in ``metrics.json``. Notebook 06."""
     out.save_json("table2", {m: t.to_dict(orient="records") for m, t in missed.items() if m != main})
-    out.save_json("table4", missed[main].to_dict(orient="records"))
-    out.save_json("overlap", overlap.to_dict(orient="records"))
-    out.save_json("class_gain", gain.to_dict(orient="records"))
-    out.save_metrics({"min_support": min_support, "best_single": best_single, "main": main,
-                      "wrong_products": {k: int(v.sum()) for k, v in wrong.items()},
-                      "fix": {k: int(v.sum()) for k, v in masks.items()},
-                      "classes_improved": numbers["classes_improved"], "classes_worse": numbers["classes_worse"],
-                      "missed_pairs": numbers["missed_pairs"]})
+    summary: dict[str, Any] = {"min_support": min_support, "best_single": best_single, "main": main}
+    if main is not None and fused is not None:
+        out.save_json("table4", missed[main].to_dict(orient="records"))
+        out.save_json("overlap", fused["overlap"].to_dict(orient="records"))
+        out.save_json("class_gain", fused["gain"].to_dict(orient="records"))
+        numbers = fused["numbers"]
+        summary.update({"wrong_products": {k: int(v.sum()) for k, v in fused["wrong"].items()},
+                        "fix": {k: int(v.sum()) for k, v in fused["masks"].items()},
+                        "classes_improved": numbers["classes_improved"], "classes_worse": numbers["classes_worse"],
+                        "missed_pairs": numbers["missed_pairs"]})
+    out.save_metrics(summary)

@@ -103,14 +103,16 @@ def fit_tfidf_baseline(name: str, train: Sequence[Any], y_train: np.ndarray, val
 
 
 def tfidf_baselines(parts: Mapping[str, Any], ys: Mapping[str, np.ndarray], *, progress: bool = True,
-                    **kwargs: Any) -> dict[str, BaselineResult]:
+                    modalities: Sequence[str] = ("title", "description"), **kwargs: Any) -> dict[str, BaselineResult]:
     """``tfidf_title``, ``tfidf_description`` and ``tfidf_title+description`` on ``parts`` (``train``/``val``/
-    ``test`` frames with those columns) and ``ys`` (their label matrices)."""
+    ``test`` frames with those columns) and ``ys`` (their label matrices); only those whose texts are among the
+    study's ``modalities`` (a baseline on a left-out text would only learn the class priors). Notebook 05."""
     from tqdm.auto import tqdm
 
     specs = {"tfidf_title": ("title",), "tfidf_description": ("description",),
              "tfidf_title+description": ("title", "description")}
     out = {}
+    specs = {name: cols for name, cols in specs.items() if set(cols) <= set(modalities)}
     for name, cols in tqdm(specs.items(), desc="TF-IDF baselines", disable=not progress):
         data = {s: [parts[s][c].fillna("").astype(str).tolist() for c in cols] for s in ("train", "val", "test")}
         out[name] = fit_tfidf_baseline(name, data["train"], ys["train"], data["val"], ys["val"], data["test"],

@@ -188,35 +188,72 @@ def _modalities(stats: Path) -> str:
         return f"  modalities: not recorded ({type(exc).__name__}: {exc})"
 
 
-def _absent(stem: str, stats: Path) -> tuple[str, str] | None:
-    """``(modality, why)`` when notebook ``stem`` is the classifier of a modality that notebook 01 left out."""
-    modality = next((m for m, stage in CLASSIFIER_STAGES.items() if stem.startswith(stage)), None)
+FUSION_NOTEBOOKS = ("05", "07")  # they combine modalities: with one there is nothing to run
+FUSION_TAG = "needs-fusion"  # cells of a notebook that read the fused model (dropped with one modality)
+
+
+def _decided(stats: Path) -> dict[str, Any] | None:
     try:
-        decided = json.loads(stats.read_text())["modalities"] if modality else {}
-    except (OSError, ValueError, KeyError):
+        return dict(json.loads(stats.read_text())["modalities"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None  # no decision recorded: the notebook runs (and start_stage says what is wrong)
-    if not modality or modality in decided.get("present", [modality]):
+
+
+def _absent(stem: str, stats: Path) -> tuple[str, str] | None:
+    """``(what, why)`` when notebook ``stem`` cannot run on this catalog: the classifier of a modality that notebook
+    01 left out (``what`` is the modality), or a fusion notebook when it kept one modality (``what`` is
+    ``fusion``)."""
+    modality = next((m for m, stage in CLASSIFIER_STAGES.items() if stem.startswith(stage)), None)
+    if (decided := _decided(stats)) is None or not (modality or stem.startswith(FUSION_NOTEBOOKS)):
         return None
-    return modality, str(decided.get("why", {}).get(modality, "no reason recorded"))
+    if modality:
+        return None if modality in decided.get("present", [modality]) else (
+            modality, str(decided.get("why", {}).get(modality, "no reason recorded")))
+    if len(present := decided.get("present", CLASSIFIER_STAGES)) >= 2:
+        return None
+    return "fusion", f"notebook 01 kept only the {present[0]}, so there is nothing to fuse"
 
 
-def _absent_page(source: Path, out: Path, modality: str, why: str) -> None:
-    """The short page the book shows instead of the classifier notebook of an absent ``modality``: the
-    chapter's title and why it did not run (no network trained, no F1)."""
+def _absent_page(source: Path, out: Path, what: str, why: str) -> None:
+    """The short page the book shows instead of a notebook that cannot run on this catalog (see :func:`_absent`):
+    the chapter's title and why it did not run (no network trained, no F1)."""
     import nbformat
     nb = nbformat.read(source, as_version=4)
     title = next((line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
                   if line.startswith("# ")), f"# {source.stem}")
-    text = (f"Notebook 01 left the {modality} out of this study: {why}. A {modality} classifier without its "
-            "input would only learn the class priors, so this chapter was not run: no network was trained and no "
-            f"F1 is reported. To include the "
-            f"{modality}, set the profile's `modalities` or `min_modality_share` (e.g. `--set modalities=...`), or "
-            f"use a catalog that carries it.")
+    if what == "fusion":
+        head, text = "Not run: one modality, nothing to fuse", (
+            f"This chapter combines the modalities of a product, and {why}. The single classifier's own chapter "
+            "reports its F1 and the classes it misses most; chapter 6 analyses its errors. To fuse, use a catalog "
+            "with a second modality (titles with descriptions or images), or lower `min_modality_share`.")
+    else:
+        head, text = f"Not run: no {what} in this catalog", (
+            f"Notebook 01 left the {what} out of this study: {why}. A {what} classifier without its input would "
+            "only learn the class priors, so this chapter was not run: no network was trained and no F1 is "
+            f"reported. To include the {what}, set the profile's `modalities` or `min_modality_share` (e.g. "
+            "`--set modalities=...`), or use a catalog that carries it.")
     page = nbformat.v4.new_notebook(metadata=nb.metadata)
     page.cells = [nbformat.v4.new_markdown_cell(
-        f"{title}\n\n```{{admonition}} Not run: no {modality} in this catalog\n:class: warning\n\n{text}\n```\n")]
+        f"{title}\n\n```{{admonition}} {head}\n:class: warning\n\n{text}\n```\n")]
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(page, out)
+
+
+def _without_fusion(source: Path, dest: Path, why: str) -> Path:
+    """A copy of ``source`` without its cells tagged :data:`FUSION_TAG` (they read the fused model, and one
+    modality has none), with a note where they were; ``source`` itself when it has none."""
+    import nbformat
+    nb = nbformat.read(source, as_version=4)
+    if not any(FUSION_TAG in c.metadata.get("tags", []) for c in nb.cells):
+        return source
+    note = nbformat.v4.new_markdown_cell("```{admonition} One modality: no fused model\n:class: warning\n\n"
+                                         f"The sections on the fused model are not run: {why}.\n```\n")
+    cells = [c for c in nb.cells if FUSION_TAG not in c.metadata.get("tags", [])]
+    first = next(n for n, c in enumerate(nb.cells) if FUSION_TAG in c.metadata.get("tags", []))
+    nb.cells = cells[:first] + [note] + cells[first:]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dest)
+    return dest
 
 
 def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | None = None,
@@ -259,7 +296,8 @@ def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | Non
         if (done and not force) or (not selected and not needed):
             left_out = _absent(rel.stem, runs / prof.name / "01_data" / "dataset_stats.json") if done else None
             say(f"[{n}/{total}] {rel.stem}: skipped ({'unchanged' if done else 'not selected'}"
-                f"{f'; not run, the {left_out[0]} is left out' if left_out else ''})")
+                f"{f'; not run: {left_out[1]}' if left_out and left_out[0] == 'fusion' else ''}"
+                f"{f'; not run, the {left_out[0]} is left out' if left_out and left_out[0] != 'fusion' else ''})")
             result.notebooks.append({"notebook": rel.stem, "status": "skipped", "seconds": 0.0})
             continue
         state.unlink(missing_ok=True)
@@ -267,12 +305,15 @@ def run(profile: str | Profile, *, root: Path | None = None, run_dir: Path | Non
             _absent_page(nb, out, *absent)  # the book shows why, instead of an F1 of a network without input
             state.write_text(json.dumps({"key": key, "seconds": 0.0, "absent": absent[0], "why": absent[1],
                                          "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
-            say(f"[{n}/{total}] {rel.stem}: not run, the {absent[0]} is left out ({absent[1]}); "
-                "the book shows a short page saying why")
+            say(f"[{n}/{total}] {rel.stem}: not run, " + (f"{absent[1]}" if absent[0] == "fusion" else
+                f"the {absent[0]} is left out ({absent[1]})") + "; the book shows a short page saying why")
             result.notebooks.append({"notebook": rel.stem, "status": "absent", "seconds": 0.0})
             continue
         say(f"[{n}/{total}] {rel.stem}: running{' (a later notebook needs it, no result yet)' if needed else ''} …")
         t0 = time.perf_counter()
+        decided = _decided(runs / prof.name / "01_data" / "dataset_stats.json") or {}
+        if len(present := decided.get("present", CLASSIFIER_STAGES)) < 2:
+            nb = _without_fusion(nb, state_dir / rel.name, f"notebook 01 kept only the {present[0]}")
         _execute(nb, out, params, root, progress)
         seconds = time.perf_counter() - t0
         state.write_text(json.dumps({"key": key, "seconds": round(seconds, 2),

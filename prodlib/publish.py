@@ -76,12 +76,27 @@ def _run_times(root: Path, prof: Profile, runs: Path) -> str:
         record = json.loads(state.read_text()) if state.exists() else {}
         seconds = float(record.get("seconds", float("nan")))
         total += seconds
-        shown = f"not run (no {record['absent']})" if "absent" in record else f"{seconds:.1f} s"
+        absent = {"fusion": "not run (one modality, nothing to fuse)"}.get(record.get("absent"),
+                                                                           f"not run (no {record.get('absent')})")
+        shown = absent if "absent" in record else f"{seconds:.1f} s"
         rows.append(f"| `{rel.stem}` | {shown} |")
     return (f"Measured wall time of each notebook in the run behind this build (profile **{prof.name}**, "
             f"{os.cpu_count()} CPU cores, Keras backend `{os.environ.get('KERAS_BACKEND', 'tensorflow')}`):\n\n"
             "| notebook | wall time |\n|---|---|\n" + "\n".join(rows)
             + f"\n| **all notebooks** | **{total:.1f} s** |\n")
+
+
+def _one_modality_results(modality: str) -> str:
+    """The results chapter of a run that kept one modality: the paper's tables of fusion do not exist."""
+    chapter = {"title": "02_title_classifier", "description": "03_description_classifier",
+               "image": "04_image_classifier"}[modality]
+    return (f"# Results: one modality, nothing to fuse\n\n```{{include}} _generated/run_banner.md\n```\n\n"
+            f"Notebook 01 kept only the **{modality}** of this catalog (the banner says why), so this run trained one "
+            f"classifier and fused nothing: the paper's Tables 1 and 3 (single models against fusion) and 4 (the "
+            f"fused network's most-missed classes) do not exist here. The {modality} classifier's test micro-F1 and "
+            f"its most-missed classes beside the paper's are in {{doc}}`../notebooks/{chapter}`; its error analysis "
+            "(the paper's Table 2 column) is in {doc}`../notebooks/06_error_analysis`. To compare fusion methods, "
+            "bring a catalog with a second modality ({doc}`reproduce`).\n")
 
 
 def stage_book(root: Path, prof: Profile, runs: Path, build_dir: Path) -> Path:
@@ -97,6 +112,10 @@ def stage_book(root: Path, prof: Profile, runs: Path, build_dir: Path) -> Path:
         if not (executed := runs / prof.name / "notebooks" / rel.name).exists():
             raise PipelineError(f"{executed} is missing: run the pipeline before building the book")
         (stage / rel).write_text(relative_paths(executed.read_text(), root, runs))
+    stats = runs / prof.name / "01_data" / "dataset_stats.json"
+    present = json.loads(stats.read_text()).get("modalities", {}).get("present", []) if stats.exists() else []
+    if len(present) == 1:  # nothing was fused: the results chapter's fusion tables do not exist
+        (stage / "book" / "results.md").write_text(_one_modality_results(present[0]))
     (generated := stage / "book" / "_generated").mkdir(parents=True, exist_ok=True)
     (generated / "run_banner.md").write_text(_banner(prof, runs))
     (generated / "run_times.md").write_text(_run_times(root, prof, runs))

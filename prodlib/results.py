@@ -207,10 +207,11 @@ def _verdict(diffs: pd.DataFrame, a: str, b: str) -> str:
     return "above" if lo > 0 else "below" if hi < 0 else "not shown to differ from"
 
 
-def main_label(main: str) -> str:
+def main_label(main: str | None) -> str:
     """How the prose names the main fused model (:func:`prodlib.fusion.main_method`): ``tri-modal policy network``
-    or, with two modalities, e.g. ``image+title policy network``. Notebooks 05 and 06."""
-    return f"{'tri-modal' if main == 'trimodal' else main} policy network"
+    or, with two modalities, e.g. ``image+title policy network``; ``no fused model`` for ``None`` (one modality).
+    Notebooks 05 and 06."""
+    return "no fused model" if main is None else f"{'tri-modal' if main == 'trimodal' else main} policy network"
 
 
 def table3_numbers(table3: pd.DataFrame, table1: pd.DataFrame, best_single: str,
@@ -368,14 +369,15 @@ def missing_table(ds: Any, test: FusionSet, missing_images: Sequence[str], fused
     if lacks:
         groups[" and ".join(lacks) + " present"] = ~np.logical_or.reduce([mask for _, mask in lacks.values()])
     table = subgroup_f1(test.y, fused, groups, n_boot=profile.bootstrap, seed=profile.seed)
-    table[f"f1 {best_single} alone"] = subgroup_f1(test.y, best, groups, n_boot=profile.bootstrap,
-                                                   seed=profile.seed)["f1"]
+    alone = subgroup_f1(test.y, best, groups, n_boot=profile.bootstrap, seed=profile.seed)["f1"]
+    table[f"f1 {best_single} alone"] = alone.where(table["group"] != f"no {best_single}")  # it had no input there
     t = table.set_index("group")
     sentence = missing_modality_sentence({noun: (int(mask.sum()), float(t.loc[f"no {m}", "f1"]))
                                           for m, (noun, mask) in lacks.items()},
                                          f"the {main_label(main_method(modalities))}")
     numbers: dict[str, Any] = {"missing_sentence": sentence or "This study uses no modality a product can lack "
-                               "here (titles are never empty).", "table_missing": table.round(1).set_index("group")}
+                               "here (titles are never empty).", "table_missing":
+                               table.round(1).set_index("group").astype(object).fillna("no input")}
     for m, short in (("description", "desc"), ("image", "image")):
         n = int(lacks[m][1].sum()) if m in lacks else 0
         numbers[f"n_no_{short}"] = n
@@ -435,22 +437,25 @@ def missed_beside_paper(y_test: np.ndarray, p_test: np.ndarray, classes: Sequenc
 
 
 def missed_tables(missed: Mapping[str, pd.DataFrame],
-                  main: str = "trimodal") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+                  main: str | None = "trimodal") -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any]]:
     """Tables 2 and 4 beside the paper's, from :func:`prodlib.metrics.most_missed` per model (the classifiers of the
     study and its ``main`` fused network), and one sentence naming each classifier's most-missed class (a left-out
-    modality is said to be left out). Notebook 06."""
+    modality is said to be left out; no Table 4 without a fused network, ``main=None``). Notebook 06."""
     singles = [m for m in ("image", "description", "title") if m in missed]
     table2 = pd.DataFrame({f"{m} ({who})": (paper.missed_table(m)["label"] if who == "paper" else missed[m]["label"])
                            for m in singles for who in ("paper", "ours")})
-    table4 = pd.DataFrame({"trimodal (paper)": paper.missed_table("trimodal")["label"],
-                           f"{main} (ours)": missed[main]["label"]})
-    table2.index.name = table4.index.name = "rank"
+    table4 = None if main is None else pd.DataFrame({"trimodal (paper)": paper.missed_table("trimodal")["label"],
+                                                     f"{main} (ours)": missed[main]["label"]})
+    table2.index.name = "rank"
+    if table4 is not None:
+        table4.index.name = "rank"
     top = {m: t.iloc[0]["label"] if len(t) else "none" for m, t in missed.items()}
     said = [f"the {m} classifier misses {top[m]} most" if m in top else f"the {m} was left out of this study"
             for m in ("title", "description", "image")]
     sentence = "; ".join(said)
     numbers: dict[str, Any] = {f"top_missed_{m.replace('+', '_')}": v for m, v in top.items()}
-    numbers.update(top_missed_main=top[main], top_missed_sentence=sentence[0].upper() + sentence[1:] + ".")
+    numbers.update(top_missed_main=top.get(main or "", "none"),
+                   top_missed_sentence=sentence[0].upper() + sentence[1:] + ".")
     return table2, table4, {**numbers, "table2": table2, "table4": table4}
 
 
