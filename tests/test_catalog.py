@@ -731,21 +731,54 @@ def test_mapping_files_separators_and_unquoted_commas(tmp_path: Path) -> None:
         read_catalog(f"generic:{path}?mapping=m.json")
 
 
+_VARIANTS = {  # a teacher's catalog as it comes: the mapping's fields, what notebook 01 keeps, the fused model
+    "titles+images": ({"image": "images/{sku}.jpg"}, ["title", "image"], "image+title"),
+    "titles+descriptions": ({"description": "blurb"}, ["title", "description"], "title+description"),
+    "titles": ({}, ["title"], None),
+}
+
+
 @pytest.mark.slow
-def test_the_runner_leaves_out_the_classifier_of_a_teachers_missing_modality(shared: Path, tmp_path: Path,
-                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("variant", list(_VARIANTS))
+def test_a_teachers_catalog_runs_end_to_end_with_the_modalities_it_has(shared: Path, tmp_path: Path, variant: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real Flipkart sample rewritten as a teacher's CSV in three variants, through the runner (smoke-sized
+    models): titles + images builds the whole book; the others stop after the notebooks."""
     from prodlib.pipeline import run
 
-    path = teacher_catalog(shared, tmp_path / "shop")  # titles + images, no descriptions
-    (path.parent / "shop.mapping.yaml").write_text('id: sku\ntitle: name\ncategory: [top, mid, low]\n'
-                                                   'image: "images/{sku}.jpg"\n')
+    extra, kept, main = _VARIANTS[variant]
+    path = teacher_catalog(shared, tmp_path / "shop")
+    (path.parent / "shop.mapping.yaml").write_text(
+        "".join(f"{k}: {json.dumps(v)}\n" for k, v in {"id": "sku", "title": "name", "category": ["top", "mid", "low"],
+                                                       **extra}.items()))
     monkeypatch.setenv("PRODLIB_CATALOG", str(path))
+    monkeypatch.setenv("PRODLIB_OFFLINE", "1")
     lines: list[str] = []
-    res = run("sample", run_dir=tmp_path / "runs", book=False, only=["03"], overrides={"text_epochs": 1},
-              say=lines.append)
-    assert [n["status"] for n in res.notebooks][:3] == ["executed", "executed", "absent"]
-    why = "0 of 1,050 products (0.0%), below min_modality_share 20%"
-    assert any(f"description LEFT OUT ({why})" in line for line in lines)
-    assert any(f"03_description_classifier: not run, the description is left out ({why})" in ln for ln in lines)
-    page = next((tmp_path / "runs").rglob("notebooks/03_description_classifier.ipynb")).read_text()
-    assert "Not run: no description in this catalog" in page and why in page and "cell_type\": \"code" not in page
+    book = variant == "titles+images"
+    res = run("smoke", run_dir=tmp_path / "runs", build_root=tmp_path, book=book, say=lines.append,
+              overrides={"catalog": "env"}, name=variant.replace("+", "_"))
+    status = {n["notebook"][:2]: n["status"] for n in res.notebooks}
+    classifier = {"title": "02", "description": "03", "image": "04"}
+    assert {n for n, st in status.items() if st == "executed"} == (
+        {"01", "06", *(classifier[m] for m in kept)} | ({"05", "07"} if main else set()))
+    assert any("modalities: title used" in line for line in lines)
+    folder = next((tmp_path / "runs").rglob("05_fusion"), None)
+    metrics = json.loads((folder / "metrics.json").read_text()) if main else None
+    if main:  # Table 3 has the rows that exist, the main network first in the prose
+        assert metrics["main"]["name"] == main
+        rows = {r["model"] for r in metrics["table3"]}
+        assert {"max", "mean", "ridge", main, "oracle"} <= rows and "trimodal" not in rows
+        assert not [r for r in rows if "+" in r and r != main]  # no bi-modal network over a missing modality
+        assert not {r["model"] for r in metrics["table1"]} - {*kept, "tfidf_title", "tfidf_description",
+                                                              "tfidf_title+description"}
+    else:
+        assert folder is None or not (folder / "metrics.json").exists()
+    errors = json.loads(next((tmp_path / "runs").rglob("06_errors/metrics.json")).read_text())
+    assert errors["main"] == main
+    if book:
+        html = {p.name: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", p.read_text()))
+                for p in (tmp_path / "_build" / "html").rglob("*.html")}
+        assert "Not run: no description in this catalog" in html["03_description_classifier.html"]
+        assert "The modalities of this run are title, image" in html["results.html"]
+        assert "image+title policy network reaches" in html["results.html"]
+        assert not any("Traceback (most recent call last)" in t for t in html.values())
