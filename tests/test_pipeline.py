@@ -202,3 +202,43 @@ def test_the_classifier_of_a_left_out_modality_is_replaced_by_a_page_saying_why(
     assert "| `03_description_classifier` | not run (no description) |" in _run_times(root, get_profile("smoke"), runs)
     banner = _banner(get_profile("smoke"), runs)
     assert f"Modalities used: title, image; description left out ({why}) (notebook 01 decides)." in banner
+
+
+def test_with_one_modality_fusion_chapters_are_pages_and_fusion_cells_are_left_out(tmp_path):
+    from prodlib.config import get_profile
+    from prodlib.publish import _run_times, stage_book
+
+    root, runs = tmp_path / "repo", tmp_path / "runs"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "book").mkdir()
+    for name in ("_config.yml", "book/results.md"):
+        (root / name).write_text("title: t\n" if name.endswith("yml") else "# Results\n\nTable 3 …\n")
+    decision = {"present": ["title"], "why": {"title": "all", "description": "none", "image": "none"}}
+    _notebook(root / "notebooks" / "01_data_exploration.ipynb",
+              "import json, pathlib\nd = pathlib.Path(RUN_DIR) / PROFILE / '01_data'\nd.mkdir(parents=True)\n"
+              f"(d / 'dataset_stats.json').write_text(json.dumps({{'modalities': {decision!r}}}))")
+    _notebook(root / "notebooks" / "02_title_classifier.ipynb", _log("title"))
+    _notebook(root / "notebooks" / "05_fusion.ipynb", "raise RuntimeError('must not run')")
+    _notebook(root / "notebooks" / "06_error_analysis.ipynb", _log("errors"))
+    nb = nbformat.read(root / "notebooks" / "06_error_analysis.ipynb", as_version=4)
+    fused = nbformat.v4.new_code_cell("raise RuntimeError('reads the fused model')")
+    fused.metadata["tags"] = ["needs-fusion"]
+    nb.cells.insert(2, fused)
+    nb.cells.append(nbformat.v4.new_code_cell(_log("saved")))
+    nbformat.write(nb, root / "notebooks" / "06_error_analysis.ipynb")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/results\nchapters:\n" + "".join(
+        f"- file: notebooks/{p.stem}\n" for p in sorted((root / "notebooks").glob("*.ipynb"))))
+
+    lines: list[str] = []
+    res = run("smoke", root=root, run_dir=runs, book=False, say=lines.append)
+    assert [n["status"] for n in res.notebooks] == ["executed", "executed", "absent", "executed"]
+    assert (runs / "log.txt").read_text() == "title smoke\nerrors smoke\nsaved smoke\n"  # the tagged cell left out
+    assert any("05_fusion: not run, notebook 01 kept only the title, so there is nothing to fuse" in ln for ln in lines)
+    page = nbformat.read(runs / "smoke" / "notebooks" / "05_fusion.ipynb", as_version=4)
+    assert "Not run: one modality, nothing to fuse" in page.cells[0].source
+    executed = nbformat.read(runs / "smoke" / "notebooks" / "06_error_analysis.ipynb", as_version=4)
+    assert not any("needs-fusion" in c.metadata.get("tags", []) for c in executed.cells)
+    assert any("One modality: no fused model" in c.source for c in executed.cells if c.cell_type == "markdown")
+    assert "| `05_fusion` | not run (one modality, nothing to fuse) |" in _run_times(root, get_profile("smoke"), runs)
+    stage = stage_book(root, get_profile("smoke"), runs, tmp_path / "_build")
+    assert (stage / "book" / "results.md").read_text().startswith("# Results: one modality, nothing to fuse")
