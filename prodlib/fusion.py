@@ -1,10 +1,12 @@
 """Fusion (notebook 05): the late-fusion methods of the paper's Table 3, early fusion, and the leakage-safe
 experiment that fits every method on validation predictions and scores it on test. A late-fusion method
 (:class:`FusionMethod`) has ``fit(inputs, y)`` on a list of ``n × C`` probability matrices (one per modality) and
-``predict(inputs)`` returning ``n × C`` probabilities in ``[0, 1]``."""
+``predict(inputs)`` returning ``n × C`` probabilities in ``[0, 1]``; a method whose ``mask`` is true also takes
+``present=``, the ``n × m`` presence matrix of :func:`presence` (1 = the product has that modality)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +19,11 @@ from prodlib.artifacts import CLASSIFIER_STAGES, ArtifactError
 from prodlib.metrics import fit_threshold, micro_f1, per_class_f1, product_f1
 from prodlib.splits import product_folds as _product_folds
 
-__all__ = ["MODALITIES", "EarlyFusion", "FixedRule", "FusionMethod", "FusionRun", "FusionSet", "LeakageError",
+__all__ = ["EarlyFusion", "FixedRule", "FusionMethod", "FusionRun", "FusionSet", "LeakageError", "MODALITIES",
            "MaxPolicy", "MeanPolicy", "ModalityPicker", "ModalitySubset", "PolicyNetwork", "RidgeFusion",
-           "aligned_features", "fusion_threshold", "default_policy_grid", "early_fusion", "fit_and_predict",
-           "fusion_set", "main_method", "make_methods", "modality_importance", "naive_fusion", "network_settings",
-           "oracle_probs", "search_policy", "trimodal_config"]
+           "aligned_features", "blank_modality", "default_policy_grid", "early_fusion", "fit_and_predict",
+           "fusion_set", "fusion_threshold", "main_method", "main_network", "make_methods", "modality_importance",
+           "naive_fusion", "network_settings", "oracle_probs", "presence", "search_policy", "trimodal_config"]
 
 #: Modality order of every ``inputs`` list in this module.
 MODALITIES: tuple[str, ...] = tuple(CLASSIFIER_STAGES)
@@ -144,11 +146,14 @@ def _inner_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nda
 class PolicyNetwork:
     """The paper's policy network: dense layers (``units``, one activation per layer, the output ``sigmoid``)
     over the concatenated modality probabilities; ``inner_val`` of the fitting rows held out for early
-    stopping, and at least ``min_updates`` mini-batch updates so that a small fitting set still trains it."""
+    stopping, and at least ``min_updates`` mini-batch updates so that a small fitting set still trains it.
+    ``mask=True`` adds one input per modality, 1 when the product has it (``present=`` of ``fit`` and
+    ``predict``), so that the network is told, not left to guess, that a modality is missing (notebook 05)."""
 
     def __init__(self, units: Sequence[int] = (200, 150), activations: Sequence[str] = ("relu", "relu", "sigmoid"),
                  *, epochs: int = 60, batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 5,
-                 inner_val: float = 0.2, min_updates: int = 0, seed: int = 0, name: str = "policy") -> None:
+                 inner_val: float = 0.2, min_updates: int = 0, seed: int = 0, name: str = "policy",
+                 mask: bool = False) -> None:
         units, activations = tuple(int(u) for u in units), tuple(activations)
         if len(activations) != len(units) + 1:
             raise ValueError(f"give one activation per layer: {len(units)} hidden + 1 output = "
@@ -159,7 +164,7 @@ class PolicyNetwork:
             raise ValueError(f"hidden units must be positive, got {units}")
         self.units, self.activations, self.min_updates = units, activations, int(min_updates)
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
-        self.patience, self.inner_val, self.seed, self.name = patience, inner_val, seed, name
+        self.patience, self.inner_val, self.seed, self.name, self.mask = patience, inner_val, seed, name, mask
         self.model: Any = None
         self.history_: dict[str, Any] = {}
 
@@ -168,12 +173,20 @@ class PolicyNetwork:
         hidden = zip(self.units, self.activations[:-1], strict=True)
         layers: list[Any] = [keras.Input((n_inputs,)), *(keras.layers.Dense(u, activation=act) for u, act in hidden),
                              keras.layers.Dense(n_classes, activation=self.activations[-1])]
-        return keras.Sequential(layers, name=self.name.replace("+", "_"))
+        return keras.Sequential(layers, name=re.sub(r"[^A-Za-z0-9_.]", "_", self.name))  # a Keras scope name
 
-    def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> PolicyNetwork:
+    def _x(self, arrays: list[np.ndarray], present: np.ndarray | None) -> np.ndarray:
+        if not self.mask:
+            return np.hstack(arrays)
+        if present is None or np.shape(present) != (len(arrays[0]), len(arrays)):
+            raise ValueError(f"the masked network {self.name!r} needs present=, an n × {len(arrays)} matrix of 0/1 "
+                             "(fusion.presence; build the FusionSet with fusion_set(..., ds=ds))")
+        return np.hstack([*arrays, np.asarray(present, dtype=np.float32)])
+
+    def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray, present: np.ndarray | None = None) -> PolicyNetwork:
         from prodlib.train import set_seed, train_small
         arrays = _check_inputs(inputs, y)
-        x = np.hstack(arrays)
+        x = self._x(arrays, present)
         set_seed(self.seed)
         self.model = self.build(x.shape[1], arrays[0].shape[1])
         y = np.asarray(y, dtype=np.float32)
@@ -186,10 +199,10 @@ class PolicyNetwork:
                                      patience=self.patience, seed=self.seed)
         return self
 
-    def predict(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    def predict(self, inputs: Sequence[np.ndarray], present: np.ndarray | None = None) -> np.ndarray:
         if self.model is None:
             raise RuntimeError("fit the policy network before predict")
-        return _predict(self.model, np.hstack(_check_inputs(inputs)))
+        return _predict(self.model, self._x(_check_inputs(inputs), present))
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
@@ -203,18 +216,22 @@ class ModalitySubset:
     def __init__(self, method: FusionMethod, use: Sequence[int], name: str | None = None) -> None:
         self.method, self.use = method, tuple(use)
         self.name = name or getattr(method, "name", "subset")
+        self.mask = bool(getattr(method, "mask", False))
 
     def _pick(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if max(self.use) >= len(inputs):
             raise ValueError(f"modality index {max(self.use)} out of range for {len(inputs)} inputs")
         return [inputs[i] for i in self.use]
 
-    def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray) -> ModalitySubset:
-        self.method.fit(self._pick(inputs), y)
+    def _kw(self, present: np.ndarray | None) -> dict[str, Any]:
+        return {"present": None if present is None else np.asarray(present)[:, self.use]} if self.mask else {}
+
+    def fit(self, inputs: Sequence[np.ndarray], y: np.ndarray, present: np.ndarray | None = None) -> ModalitySubset:
+        self.method.fit(self._pick(inputs), y, **self._kw(present))
         return self
 
-    def predict(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        return self.method.predict(self._pick(inputs))
+    def predict(self, inputs: Sequence[np.ndarray], present: np.ndarray | None = None) -> np.ndarray:
+        return self.method.predict(self._pick(inputs), **self._kw(present))
 
 
 def _best_modality(arrays: list[np.ndarray], y: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -323,42 +340,60 @@ def main_method(modalities: Sequence[str]) -> str:
                      "modality there is nothing to fuse")
 
 
+def main_network(profile: Any, config: Mapping[str, Any] | None = None, modalities: Sequence[str] = MODALITIES, *,
+                 mask: bool = False) -> Callable[[int], FusionMethod]:
+    """Factory ``seed -> network`` of the main fused model (:func:`main_method`): the tri-modal network, by default
+    the paper's sigmoid / tanh / sigmoid with ``profile.fusion_units``, or the bi-modal one over the two modalities
+    there are (relu, relu, sigmoid); ``config`` overrides ``units`` and ``activations`` (:func:`trimodal_config`) and
+    ``mask`` adds the presence inputs (:class:`PolicyNetwork`). Notebook 05."""
+    main = main_method(modalities)
+    units = tuple(profile.fusion_units)
+    acts = ("sigmoid", "tanh", "sigmoid") if main == "trimodal" else ("relu", "relu", "sigmoid")
+    settings = {"units": units, "activations": acts, **(config or {}), **network_settings(profile), "mask": mask}
+    name = main + (" masked" if mask else "")
+    if main == "trimodal":
+        return lambda seed: PolicyNetwork(seed=seed, name=name, **settings)
+    use = tuple(list(modalities).index(m) for m in main.split("+"))
+    return lambda seed: ModalitySubset(PolicyNetwork(seed=seed, name=main, **settings), use, name=name)
+
+
 def make_methods(profile: Any, trimodal: Mapping[str, Any] | None = None,
                  modalities: Sequence[str] = MODALITIES) -> dict[str, Callable[[int], FusionMethod]]:
     """Factories ``seed -> method`` for every row of the paper's Table 3 (keys of :data:`prodlib.paper.FUSION`)
     that ``modalities`` allow (a bi-modal network only when both of its modalities are there, the tri-modal one
     only with all three; :func:`main_method` refuses one modality) plus ``ridge_full`` and Zahavy et al.'s
-    ``picker``; ``trimodal`` overrides the tri-modal network's ``units`` and ``activations`` (default: the
-    paper's sigmoid / tanh / sigmoid with ``profile.fusion_units``)."""
-    main_method(modalities)
+    ``picker``; ``trimodal`` is the main network's ``config`` (:func:`main_network`). Notebook 05."""
+    main = main_method(modalities)
     idx = {m: k for k, m in enumerate(modalities)}
-    common = network_settings(profile)
-    tri = {"units": tuple(profile.fusion_units), "activations": ("sigmoid", "tanh", "sigmoid"), **(trimodal or {})}
 
     def bimodal(a: str, b: str) -> Callable[[int], FusionMethod]:
+        if f"{a}+{b}" == main:
+            return main_network(profile, trimodal, modalities)
         return lambda seed: ModalitySubset(
             PolicyNetwork(tuple(profile.fusion_units), ("relu", "relu", "sigmoid"), seed=seed,
-                          name=f"{a}+{b}", **common), (idx[a], idx[b]), name=f"{a}+{b}")
+                          name=f"{a}+{b}", **network_settings(profile)), (idx[a], idx[b]), name=f"{a}+{b}")
 
     methods: dict[str, Callable[[int], FusionMethod]] = {
         "max": lambda seed: MaxPolicy(), "mean": lambda seed: MeanPolicy(),
         "ridge": lambda seed: RidgeFusion("modality", folds=profile.fusion_folds, seed=seed),
         "ridge_full": lambda seed: RidgeFusion("full", folds=profile.fusion_folds, seed=seed),
         **{f"{a}+{b}": bimodal(a, b) for a, b in _PAIRS if a in idx and b in idx}}
-    if len(idx) == len(MODALITIES):
-        methods["trimodal"] = lambda seed: PolicyNetwork(seed=seed, name="trimodal", **tri, **common)
+    if main == "trimodal":
+        methods["trimodal"] = main_network(profile, trimodal, modalities)
     methods["picker"] = lambda seed: ModalityPicker(seed=seed, threshold=profile.threshold)
     return methods
 
 
 @dataclass(frozen=True)
 class FusionSet:
-    """Products of one split: their ids, one probability matrix per modality (rows follow ``ids``) and labels."""
+    """Products of one split: their ids, one probability matrix per modality (rows follow ``ids``), labels, and
+    optionally ``present``, the ``n × m`` presence matrix of :func:`presence` (masked networks need it)."""
 
     ids: np.ndarray
     inputs: list[np.ndarray]
     y: np.ndarray
     split: str = ""
+    present: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check_inputs(self.inputs, self.y)
@@ -366,15 +401,50 @@ class FusionSet:
             raise ValueError(f"{len(self.ids)} ids for {len(self.y)} label rows")
         if len(set(np.asarray(self.ids).tolist())) != len(self.ids):
             raise ValueError(f"duplicate product ids in the {self.split or 'fusion'} set")
+        if self.present is not None and np.shape(self.present) != (len(self.ids), len(self.inputs)):
+            want = (len(self.ids), len(self.inputs))
+            raise ValueError(f"present has shape {np.shape(self.present)}; expected {want} (products × modalities)")
 
 
-def fusion_set(stages: Sequence[Any] | Mapping[str, Any], split: str, ids: Sequence[str], y: np.ndarray) -> FusionSet:
+def presence(ds: Any, split: str, modalities: Sequence[str], missing_images: Sequence[str] = ()) -> np.ndarray:
+    """``n × m`` float matrix of ``split`` (rows in the split's order), 1 where the product has the modality: a
+    non-empty title or description, an image not in ``missing_images`` (chapter 4's ``missing_images.json``).
+    Notebook 05."""
+    part = ds.part(split)
+    cols = [~np.isin(part.index.astype(str), [str(i) for i in missing_images]) if m == "image"
+            else part[m].fillna("").astype(str).str.strip().ne("").to_numpy() for m in modalities]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def blank_modality(data: FusionSet, k: int, fill: np.ndarray) -> FusionSet:
+    """``data`` with modality ``k`` missing for every product: its probabilities replaced by ``fill`` (a ``C``
+    vector, e.g. the training prevalence that chapter 4 gives a product without an image) and its presence set to 0
+    (the robustness table of notebook 05)."""
+    inputs = list(data.inputs)
+    inputs[k] = np.broadcast_to(np.asarray(fill, dtype=np.float32), inputs[k].shape).copy()
+    present = None if data.present is None else data.present.copy()
+    if present is not None:
+        present[:, k] = 0.0
+    return FusionSet(data.ids, inputs, data.y, f"{data.split}, modality {k} blanked", present)
+
+
+def fusion_set(stages: Sequence[Any] | Mapping[str, Any], split: str, ids: Sequence[str], y: np.ndarray, *,
+               ds: Any = None) -> FusionSet:
     """Gather each stage's predictions for ``split`` aligned to ``ids`` (the dataset's split order); ``stages``
-    is a list or the mapping of :func:`prodlib.artifacts.load_classifier_stages`."""
+    is a list or the mapping of :func:`prodlib.artifacts.load_classifier_stages`. With ``ds`` (and the mapping),
+    also the presence matrix (:func:`presence`; images from the image stage's ``missing_images.json``). Notebook 05."""
+    present = None
+    if ds is not None:
+        if not isinstance(stages, Mapping):
+            raise ValueError("give the stages as the mapping of load_classifier_stages to get the presence matrix")
+        missing = stages["image"].load_json("missing_images") if "image" in stages else {}
+        if split not in missing and "image" in stages:
+            raise ArtifactError(f"the image stage's missing_images.json has no {split!r} list; rerun notebook 04")
+        present = presence(ds, split, list(stages), missing.get(split, []))
     stages = list(stages.values()) if isinstance(stages, Mapping) else stages
     ids = [str(i) for i in ids]
     inputs = [np.asarray(s.predictions(split).align(ids), dtype=np.float32) for s in stages]
-    return FusionSet(np.asarray(ids), inputs, np.asarray(y), split)
+    return FusionSet(np.asarray(ids), inputs, np.asarray(y), split, present)
 
 
 def aligned_features(stages: Sequence[Any] | Mapping[str, Any], split: str, ids: Sequence[str]) -> list[np.ndarray]:
@@ -427,8 +497,10 @@ def fit_and_predict(methods: Mapping[str, Callable[[int], FusionMethod]], fit: F
         run = FusionRun(name)
         for seed in seeds:
             method = factory(int(seed))
-            method.fit(fit.inputs, fit.y)
-            probs = np.asarray(method.predict(evaluate.inputs), dtype=np.float32)
+            masked = bool(getattr(method, "mask", False))
+            method.fit(fit.inputs, fit.y, **({"present": fit.present} if masked else {}))
+            probs = np.asarray(method.predict(evaluate.inputs, **({"present": evaluate.present} if masked else {})),
+                               dtype=np.float32)
             if probs.shape != evaluate.y.shape or probs.min() < 0 or probs.max() > 1:
                 raise ValueError(f"method {name!r} returned {probs.shape} outside [0, 1]")
             run.probs[int(seed)], run.fitted[int(seed)] = probs, method

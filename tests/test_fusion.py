@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from prodlib.artifacts import ArtifactError, StageOutput, load_stage
@@ -289,3 +290,93 @@ def fusion_aligned(stage, ids):
     from prodlib.fusion import aligned_features
 
     return aligned_features([stage], "train", ids)
+
+
+def _half_missing(n, seed):
+    """Modality A is clean where the product has it; where it lacks it, A is uniform noise that looks like a score
+    (nothing in A says it is missing). B, always there, is a noisy copy of the labels."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, 4)) < 0.3).astype(float)
+    has_a = rng.random(n) < 0.5
+    a = np.where(has_a[:, None], np.clip(0.2 + 0.6 * y + rng.normal(0, 0.1, y.shape), 0, 1), rng.random(y.shape))
+    b = np.clip(0.25 + 0.5 * np.where(rng.random(y.shape) < 0.2, 1 - y, y) + rng.normal(0, 0.1, y.shape), 0, 1)
+    present = np.stack([has_a, np.ones(n, bool)], axis=1).astype(np.float32)
+    return FusionSet(np.arange(n).astype(str) + f"-{seed}", [a.astype(np.float32), b.astype(np.float32)], y,
+                     str(seed), present)
+
+
+def test_the_mask_input_tells_the_network_which_modality_is_missing():
+    fit, test = _half_missing(600, 1), _half_missing(400, 2)
+    settings = {"units": (16,), "activations": ("relu", "sigmoid"), "epochs": 40, "learning_rate": 1e-2}
+    runs = fit_and_predict({"plain": lambda seed: PolicyNetwork(seed=seed, **settings),
+                            "masked": lambda seed: PolicyNetwork(seed=seed, mask=True, **settings)},
+                           fit, test, progress=False)
+    assert runs["masked"].fitted[0].model.input_shape == (None, 2 * 4 + 2)  # one presence input per modality
+    assert runs["masked"].f1[0] > runs["plain"].f1[0] + 0.03  # it trusts A only where A is there
+    masked = runs["masked"].fitted[0]
+    assert not np.allclose(masked.predict(test.inputs, present=test.present),
+                           masked.predict(test.inputs, present=np.ones_like(test.present)))
+    with pytest.raises(ValueError, match="needs present="):
+        masked.predict(test.inputs)
+    with pytest.raises(ValueError, match="needs present="):
+        fit_and_predict({"masked": lambda seed: PolicyNetwork(mask=True, **settings)},
+                        FusionSet(fit.ids, fit.inputs, fit.y, "val"), test, progress=False)
+    with pytest.raises(ValueError, match="products × modalities"):
+        FusionSet(fit.ids, fit.inputs, fit.y, "val", fit.present[:, :1])
+
+
+def test_main_network_with_a_mask_and_a_bimodal_subset_passes_its_columns():
+    from prodlib.fusion import main_network
+
+    profile = get_profile("smoke", fusion_epochs=2, fusion_units=[8, 6])
+    net = main_network(profile, None, ["title", "image"], mask=True)(0)
+    assert isinstance(net, ModalitySubset) and net.mask and net.use == (1, 0) and net.name == "image+title masked"
+    assert main_network(profile, None, ["title", "image"], mask=True)(0).method.name == "image+title"
+    fit, test = _half_missing(120, 3), _half_missing(60, 4)
+    net.fit(fit.inputs, fit.y, present=fit.present)
+    assert net.method.model.input_shape == (None, 2 * 4 + 2)
+    assert net.predict(test.inputs, present=test.present).shape == test.y.shape
+    # the three-input masked network, named "trimodal masked", must still make a valid Keras model name
+    tri = main_network(profile, {"activations": ("relu", "relu", "sigmoid")}, mask=True)(0)
+    tri.fit(fit.inputs + [fit.inputs[0]], fit.y, present=np.hstack([fit.present, fit.present[:, :1]]))
+    assert isinstance(tri, PolicyNetwork) and tri.mask and tri.activations == ("relu", "relu", "sigmoid")
+    assert not main_network(profile)(0).mask
+
+
+def test_presence_and_blanking_a_modality():
+    from prodlib.dataset import Dataset
+    from prodlib.fusion import blank_modality, presence
+
+    ids = ["a", "b", "c"]
+    table = pd.DataFrame({"title": ["t1", "t2", "t3"], "description": ["", "words", "  "],
+                          "category_paths": [[["x"]]] * 3, "labels": [["x"], ["y"], ["x"]]}, index=ids)
+    ds = Dataset(table, ["x", "y"], {"train": [], "val": ["c", "a"], "test": ["b"]}, "smoke")
+    present = presence(ds, "val", ["title", "description", "image"], missing_images=["a"])
+    assert present.tolist() == [[1, 0, 1], [1, 0, 0]]  # rows follow the split order c, a
+    data = FusionSet(np.array(["c", "a"]), [np.full((2, 2), 0.9, np.float32)] * 3, np.zeros((2, 2)), "val", present)
+    blanked = blank_modality(data, 0, np.array([0.25, 0.5]))
+    assert blanked.inputs[0].tolist() == [[0.25, 0.5], [0.25, 0.5]] and blanked.present[:, 0].tolist() == [0, 0]
+    assert data.present[:, 0].tolist() == [1, 1] and np.allclose(data.inputs[0], 0.9)  # the original is unchanged
+    np.testing.assert_array_equal(blanked.inputs[1], data.inputs[1])
+
+
+def test_fusion_set_reads_presence_from_the_image_stage(tmp_path):
+    from prodlib.dataset import Dataset
+
+    profile = get_profile("smoke")
+    ids = ["x", "y", "z"]
+    table = pd.DataFrame({"title": ["t"] * 3, "description": ["d", "", "d"], "category_paths": [[["a"]]] * 3,
+                          "labels": [["a"]] * 3}, index=ids)
+    ds = Dataset(table, ["a", "b"], {"train": [], "val": ids, "test": []}, "smoke")
+    stages = {}
+    for modality, stage in (("title", "02_title"), ("description", "03_description"), ("image", "04_image")):
+        out = StageOutput(profile, stage, fingerprint="f" * 64, run_dir=tmp_path)
+        out.save_predictions("val", ids, np.full((3, 2), 0.5), ["a", "b"])
+        if modality == "image":
+            out.save_json("missing_images", {"val": ["z"], "test": []})
+        out.finish()
+        stages[modality] = load_stage(profile, stage, tmp_path)
+    data = fusion_set(stages, "val", ids, ds.y("val"), ds=ds)
+    assert data.present.tolist() == [[1, 1, 1], [1, 0, 1], [1, 1, 0]]
+    with pytest.raises(ArtifactError, match="no 'train' list"):
+        fusion_set(stages, "train", [], np.zeros((0, 2)), ds=ds)
