@@ -16,8 +16,8 @@ from prodlib.metrics import bootstrap_ci, evaluate, fit_threshold, micro_f1, mos
 
 __all__ = ["difference_sentence", "display_table", "early_table", "fusion_table",
            "missed_beside_paper", "missed_tables", "missing_modality_sentence", "missing_table", "naive_numbers",
-           "paired_differences", "run_numbers", "save_fusion_stage", "score_table", "single_table", "stage_table",
-           "sweep_numbers", "table3_differences", "table3_numbers", "threshold_sentence"]
+           "paired_differences", "robustness_table", "run_numbers", "save_fusion_stage", "score_table",
+           "single_table", "stage_table", "sweep_numbers", "table3_differences", "table3_numbers", "threshold_sentence"]
 
 
 def score_table(probs: Mapping[str, np.ndarray], y: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
@@ -353,36 +353,97 @@ def missing_modality_sentence(groups: Mapping[str, tuple[int, float]], model: st
     return (text[:1].upper() + text[1:] + ".") if text else ""
 
 
-def missing_table(ds: Any, test: FusionSet, missing_images: Sequence[str], fused: np.ndarray, best: np.ndarray,
-                  best_single: str, profile: Any,
-                  modalities: Sequence[str] = ("title", "description", "image")) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """F1 of the main fused network (:func:`prodlib.fusion.main_method` of ``modalities``) and the best single model
-    on the test products without a description, without an image, and with both (only the modalities the study
-    uses); and the chapter's numbers and sentence. Notebook 05."""
+def _lacking(test: FusionSet, modalities: Sequence[str]) -> dict[str, np.ndarray]:
+    """``{modality: products lacking it}`` for the description and image among ``modalities`` (from ``present``)."""
+    if test.present is None:
+        raise ValueError("the test FusionSet has no presence matrix; build it with fusion.fusion_set(..., ds=ds)")
+    return {m: test.present[:, k] == 0 for k, m in enumerate(modalities) if m in ("description", "image")}
+
+
+def missing_table(test: FusionSet, fused: np.ndarray, best: np.ndarray, best_single: str, profile: Any,
+                  modalities: Sequence[str], masked: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """F1 of the main fused network (:func:`prodlib.fusion.main_method` of ``modalities``), of the same network with
+    the presence mask (``masked``) and of the best single model on the test products without a description, without
+    an image, and with both (only the modalities the study uses; ``test.present`` says who lacks what); the
+    chapter's numbers and sentences, the mask's paired against the plain network's. Notebook 05."""
     from prodlib.analysis import subgroup_f1
 
-    everyone = np.ones(len(test.ids), bool)
-    lacks = {"description": ("a description", ds.part("test")["description"].fillna("").str.strip().eq("").to_numpy()),
-             "image": ("a usable image", np.isin(test.ids, list(missing_images)))}
-    lacks = {m: v for m, v in lacks.items() if m in modalities}
-    groups = {"all test products": everyone, **{f"no {m}": mask for m, (_, mask) in lacks.items()}}
+    lacks = _lacking(test, modalities)
+    nouns = {"description": "a description", "image": "a usable image"}
+    groups = {"all test products": np.ones(len(test.ids), bool), **{f"no {m}": v for m, v in lacks.items()}}
     if lacks:
-        groups[" and ".join(lacks) + " present"] = ~np.logical_or.reduce([mask for _, mask in lacks.values()])
-    table = subgroup_f1(test.y, fused, groups, n_boot=profile.bootstrap, seed=profile.seed)
-    alone = subgroup_f1(test.y, best, groups, n_boot=profile.bootstrap, seed=profile.seed)["f1"]
+        groups[" and ".join(lacks) + " present"] = ~np.logical_or.reduce(list(lacks.values()))
+    boot = {"n_boot": profile.bootstrap, "seed": profile.seed, "threshold": profile.threshold}
+    table = subgroup_f1(test.y, fused, groups, **boot)
+    if masked is not None:
+        table["f1 with mask"] = subgroup_f1(test.y, masked, groups, **boot)["f1"]
+    alone = subgroup_f1(test.y, best, groups, **boot)["f1"]
     table[f"f1 {best_single} alone"] = alone.where(table["group"] != f"no {best_single}")  # it had no input there
     t = table.set_index("group")
-    sentence = missing_modality_sentence({noun: (int(mask.sum()), float(t.loc[f"no {m}", "f1"]))
-                                          for m, (noun, mask) in lacks.items()},
-                                         f"the {main_label(main_method(modalities))}")
+    label = main_label(main_method(modalities))
+    sentence = missing_modality_sentence({nouns[m]: (int(v.sum()), float(t.loc[f"no {m}", "f1"]))
+                                          for m, v in lacks.items()}, f"the {label}")
     numbers: dict[str, Any] = {"missing_sentence": sentence or "This study uses no modality a product can lack "
                                "here (titles are never empty).", "table_missing":
                                table.round(1).set_index("group").astype(object).fillna("no input")}
     for m, short in (("description", "desc"), ("image", "image")):
-        n = int(lacks[m][1].sum()) if m in lacks else 0
+        n = int(lacks[m].sum()) if m in lacks else 0
         numbers[f"n_no_{short}"] = n
         numbers[f"f1_no_{short}"] = round(float(t.loc[f"no {m}", "f1"]), 1) if n else float("nan")
+    if masked is not None:
+        numbers["mask_sentence"] = _mask_sentence(test, fused, masked, groups, label, profile)
     return table, numbers
+
+
+def _mask_sentence(test: FusionSet, fused: np.ndarray, masked: np.ndarray, groups: Mapping[str, np.ndarray],
+                   label: str, profile: Any) -> str:
+    """The masked network against the plain one, paired, on all test products and on each group lacking a modality."""
+    said = []
+    for name, rows in groups.items():
+        if name.endswith(" present") or not rows.any():
+            continue
+        d, lo, hi = paired_bootstrap(test.y[rows], masked[rows], fused[rows], profile.threshold,
+                                     n=profile.bootstrap, seed=profile.seed)
+        verdict = "better" if lo > 0 else "worse" if hi < 0 else "not shown to differ"
+        where = "on all test products" if name == "all test products" else f"on the {rows.sum()} with {name}"
+        said.append(f"{verdict} {where} ({100 * d:+.1f} points, paired 95 % CI {100 * lo:+.1f} to {100 * hi:+.1f})")
+    return f"Given the mask input, the {label} is, against itself without the mask, " + "; ".join(said) + "."
+
+
+def robustness_table(network: Any, masked: Any, test: FusionSet, fill: np.ndarray, modalities: Sequence[str],
+                     profile: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Test micro-F1 (%) of the fitted main network and its masked twin when one modality is blanked for every test
+    product (:func:`prodlib.fusion.blank_modality` with ``fill``, the training prevalence), beside each single model
+    (``no input`` for the blanked one), and a sentence: what each loss costs, and whether the network without the
+    worst-hit modality still beats the best single model left (paired bootstrap). Notebook 05."""
+    from prodlib.fusion import blank_modality
+
+    label = main_label(main_method(modalities))
+    singles = dict(zip(modalities, test.inputs, strict=True))
+    f1 = {m: 100 * micro_f1(test.y, p, profile.threshold) for m, p in singles.items()}
+    rows, probs = [], {}
+    for k, blanked in [(-1, "nothing"), *enumerate(modalities)]:
+        data = test if k < 0 else blank_modality(test, k, fill)
+        probs[blanked] = network.predict(data.inputs)
+        row = {"blanked": blanked, label: 100 * micro_f1(test.y, probs[blanked], profile.threshold),
+               "with mask": 100 * micro_f1(test.y, masked.predict(data.inputs, present=data.present),
+                                           profile.threshold)}
+        rows.append(row | {f"{m} alone": (np.nan if m == blanked else f1[m]) for m in modalities})
+    table = pd.DataFrame(rows)
+    t = table.set_index("blanked")
+    base = t.loc["nothing"]
+    costs = [f"without the {m} it scores {t.loc[m, label]:.1f} % ({t.loc[m, label] - base[label]:+.1f} "
+             f"points; with the mask {t.loc[m, 'with mask']:.1f} %)" for m in modalities]
+    worst = min(modalities, key=lambda m: t.loc[m, label])
+    left = max((m for m in modalities if m != worst), key=lambda m: f1[m])
+    d, lo, hi = paired_bootstrap(test.y, probs[worst], singles[left], profile.threshold, n=profile.bootstrap,
+                                 seed=profile.seed)
+    verdict = "still better than" if lo > 0 else "worse than" if hi < 0 else "not shown to differ from"
+    sentence = (f"With every modality the {label} scores {base[label]:.1f} % test micro-F1; " + "; ".join(costs)
+                + f". Losing the {worst} hurts it most, and without it the network is {verdict} the {left} classifier "
+                f"alone ({f1[left]:.1f} %; {100 * d:+.1f} points, paired 95 % CI {100 * lo:+.1f} to {100 * hi:+.1f}).")
+    return table, {"robust_sentence": sentence, "robust_worst": worst,
+                   "table_robust": t.round(1).astype(object).fillna("no input")}
 
 
 def save_fusion_stage(out: Any, ds: Any, test: FusionSet, runs: Mapping[str, FusionRun], baselines: Mapping[str, Any],
@@ -416,6 +477,7 @@ def save_fusion_stage(out: Any, ds: Any, test: FusionSet, runs: Mapping[str, Fus
         "f1_by_seed_oof": {k: r.f1 for k, r in (runs_oof or {}).items()},
         "ridge": {"alpha": ridge.alpha_, "weights": dict(zip(modalities, ridge.weights_.tolist(), strict=True))},
         "search": records("search"), "missing_modalities": records("missing"),
+        "robustness": records("robust"),
         "paired_differences": records("paired") or [],
         "tfidf_C": {k: v.C for k, v in baselines.items()}, "best_single": best_single,
         "fitted_on": "val and out-of-fold training predictions" if runs_oof else "val", "evaluated_on": "test",

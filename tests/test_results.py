@@ -196,3 +196,67 @@ def test_repeat_seeds_retrains_with_each_extra_seed_and_keeps_the_first_run():
     first = SimpleNamespace(metrics={"test": {"micro_f1": 0.5}})
     assert repeat_seeds(train, profile, first, progress=False) == {profile.seed: 0.5, 7: 0.07, 8: 0.08}
     assert seen == [7, 8]
+
+
+class _PresentMean:
+    """A stand-in masked network: the mean of the modalities each product has."""
+
+    mask = True
+
+    def predict(self, inputs, present=None):
+        w = np.asarray(present, dtype=float)[:, :, None]
+        return (np.stack(inputs, axis=1) * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1)
+
+
+def _missing_set(n: int = 60, seed: int = 0) -> FusionSet:
+    """Three modalities; the description is right but missing on a third of the products (then it reads 0.5)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, 4)) < 0.4).astype(float)
+    has_desc = np.arange(n) % 3 != 0
+    title = np.where(rng.random(y.shape) < 0.25, 1 - y, y) * 0.8 + 0.1
+    desc = np.where(has_desc[:, None], y * 0.8 + 0.1, 0.5)
+    image = np.full(y.shape, 0.3)
+    present = np.stack([np.ones(n), has_desc, np.ones(n)], axis=1)
+    return FusionSet(np.arange(n).astype(str), [title, desc, image], y, "test", present)
+
+
+def test_missing_table_scores_the_masked_network_on_the_products_that_lack_a_modality():
+    from prodlib.results import missing_table
+
+    test = _missing_set()
+    mods = ["title", "description", "image"]
+    plain, masked = MeanPolicy().predict(test.inputs), _PresentMean().predict(test.inputs, test.present)
+    table, numbers = missing_table(test, plain, masked, "description", PROFILE, mods, masked=masked)
+    t = table.set_index("group")
+    no_desc = test.present[:, 1] == 0
+    assert t.loc["no description", "products"] == no_desc.sum() == 20
+    assert t.loc["no description", "f1"] == pytest.approx(100 * micro_f1(test.y[no_desc], plain[no_desc]))
+    assert t.loc["no description", "f1 with mask"] == pytest.approx(100 * micro_f1(test.y[no_desc], masked[no_desc]))
+    assert np.isnan(t.loc["no description", "f1 description alone"])  # no input there: no score
+    assert numbers["table_missing"].loc["no description", "f1 description alone"] == "no input"
+    assert numbers["n_no_desc"] == 20 and numbers["n_no_image"] == 0
+    assert "20 test products without a description" in numbers["missing_sentence"]
+    assert "on the 20 with no description (" in numbers["mask_sentence"]
+    with pytest.raises(ValueError, match="presence matrix"):
+        missing_table(FusionSet(test.ids, test.inputs, test.y), plain, plain, "title", PROFILE, mods)
+
+
+def test_robustness_table_blanks_each_modality_for_every_product():
+    from prodlib.results import robustness_table
+
+    test = _missing_set(90, 1)
+    mods = ["title", "description", "image"]
+    fill = np.full(4, 0.4)
+    table, numbers = robustness_table(MeanPolicy(), _PresentMean(), test, fill, mods, PROFILE)
+    t = table.set_index("blanked")
+    assert list(t.index) == ["nothing", *mods]
+    assert t.loc["nothing", "tri-modal policy network"] == pytest.approx(
+        100 * micro_f1(test.y, MeanPolicy().predict(test.inputs)))
+    blanked_desc = [test.inputs[0], np.tile(fill, (90, 1)), test.inputs[2]]
+    assert t.loc["description", "tri-modal policy network"] == pytest.approx(
+        100 * micro_f1(test.y, MeanPolicy().predict(blanked_desc)))
+    only_title_image = np.stack([test.inputs[0], test.inputs[2]]).mean(axis=0)  # the mask drops the blanked one
+    assert t.loc["description", "with mask"] == pytest.approx(100 * micro_f1(test.y, only_title_image))
+    assert np.isnan(t.loc["image", "image alone"]) and t.loc["title", "image alone"] == t.loc["nothing", "image alone"]
+    assert numbers["robust_worst"] == t[["tri-modal policy network"]].drop("nothing").idxmin().iloc[0]
+    assert f"Losing the {numbers['robust_worst']} hurts it most" in numbers["robust_sentence"]
