@@ -148,12 +148,14 @@ class PolicyNetwork:
     over the concatenated modality probabilities; ``inner_val`` of the fitting rows held out for early
     stopping, and at least ``min_updates`` mini-batch updates so that a small fitting set still trains it.
     ``mask=True`` adds one input per modality, 1 when the product has it (``present=`` of ``fit`` and
-    ``predict``), so that the network is told, not left to guess, that a modality is missing (notebook 05)."""
+    ``predict``), so that the network is told, not left to guess, that a modality is missing; it is then also fitted
+    on one copy of the fitting rows per modality with that modality blanked (probabilities ``fill``, by default the
+    rows' label prevalence; presence 0), so that it has seen each modality go missing (notebook 05)."""
 
     def __init__(self, units: Sequence[int] = (200, 150), activations: Sequence[str] = ("relu", "relu", "sigmoid"),
                  *, epochs: int = 60, batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 5,
                  inner_val: float = 0.2, min_updates: int = 0, seed: int = 0, name: str = "policy",
-                 mask: bool = False) -> None:
+                 mask: bool = False, fill: np.ndarray | None = None) -> None:
         units, activations = tuple(int(u) for u in units), tuple(activations)
         if len(activations) != len(units) + 1:
             raise ValueError(f"give one activation per layer: {len(units)} hidden + 1 output = "
@@ -165,6 +167,7 @@ class PolicyNetwork:
         self.units, self.activations, self.min_updates = units, activations, int(min_updates)
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.patience, self.inner_val, self.seed, self.name, self.mask = patience, inner_val, seed, name, mask
+        self.fill = None if fill is None else np.asarray(fill, dtype=np.float32)
         self.model: Any = None
         self.history_: dict[str, Any] = {}
 
@@ -192,9 +195,17 @@ class PolicyNetwork:
         y = np.asarray(y, dtype=np.float32)
         fit_idx, stop_idx = _inner_split(len(x), self.inner_val, self.seed)
         stop = (x[stop_idx], y[stop_idx]) if len(stop_idx) else (None, None)
-        per_epoch = max(1, int(np.ceil(len(fit_idx) / self.batch_size)))
+        x_fit, y_fit = x[fit_idx], y[fit_idx]
+        if self.mask:  # one blanked copy of the fitting rows per modality (the early-stopping rows stay as they are)
+            fill = y_fit.mean(axis=0) if self.fill is None else self.fill
+            rows = [a[fit_idx] for a in arrays]
+            copies = [blank_modality(FusionSet(np.arange(len(fit_idx)), rows, y_fit, "", present[fit_idx]), k, fill)
+                      for k in range(len(arrays))]
+            x_fit = np.vstack([x_fit, *(self._x(c.inputs, c.present) for c in copies)])
+            y_fit = np.vstack([y_fit] * (len(arrays) + 1))
+        per_epoch = max(1, int(np.ceil(len(y_fit) / self.batch_size)))
         epochs = max(self.epochs, int(np.ceil(self.min_updates / per_epoch)))
-        self.history_ = train_small(self.model, x[fit_idx], y[fit_idx], *stop, epochs=epochs,
+        self.history_ = train_small(self.model, x_fit, y_fit, *stop, epochs=epochs,
                                      batch_size=self.batch_size, learning_rate=self.learning_rate,
                                      patience=self.patience, seed=self.seed)
         return self
@@ -341,15 +352,17 @@ def main_method(modalities: Sequence[str]) -> str:
 
 
 def main_network(profile: Any, config: Mapping[str, Any] | None = None, modalities: Sequence[str] = MODALITIES, *,
-                 mask: bool = False) -> Callable[[int], FusionMethod]:
+                 mask: bool = False, fill: np.ndarray | None = None) -> Callable[[int], FusionMethod]:
     """Factory ``seed -> network`` of the main fused model (:func:`main_method`): the tri-modal network, by default
     the paper's sigmoid / tanh / sigmoid with ``profile.fusion_units``, or the bi-modal one over the two modalities
     there are (relu, relu, sigmoid); ``config`` overrides ``units`` and ``activations`` (:func:`trimodal_config`) and
-    ``mask`` adds the presence inputs (:class:`PolicyNetwork`). Notebook 05."""
+    ``mask`` adds the presence inputs and the blanked copies (filled with ``fill``, :class:`PolicyNetwork`).
+    Notebook 05."""
     main = main_method(modalities)
     units = tuple(profile.fusion_units)
     acts = ("sigmoid", "tanh", "sigmoid") if main == "trimodal" else ("relu", "relu", "sigmoid")
-    settings = {"units": units, "activations": acts, **(config or {}), **network_settings(profile), "mask": mask}
+    settings = {"units": units, "activations": acts, **(config or {}), **network_settings(profile), "mask": mask,
+                "fill": fill}
     name = main + (" masked" if mask else "")
     if main == "trimodal":
         return lambda seed: PolicyNetwork(seed=seed, name=name, **settings)

@@ -421,13 +421,13 @@ def robustness_table(network: Any, masked: Any, test: FusionSet, fill: np.ndarra
     label = main_label(main_method(modalities))
     singles = dict(zip(modalities, test.inputs, strict=True))
     f1 = {m: 100 * micro_f1(test.y, p, profile.threshold) for m, p in singles.items()}
-    rows, probs = [], {}
+    rows, probs, probs_masked = [], {}, {}
     for k, blanked in [(-1, "nothing"), *enumerate(modalities)]:
         data = test if k < 0 else blank_modality(test, k, fill)
         probs[blanked] = network.predict(data.inputs)
+        probs_masked[blanked] = masked.predict(data.inputs, present=data.present)
         row = {"blanked": blanked, label: 100 * micro_f1(test.y, probs[blanked], profile.threshold),
-               "with mask": 100 * micro_f1(test.y, masked.predict(data.inputs, present=data.present),
-                                           profile.threshold)}
+               "with mask": 100 * micro_f1(test.y, probs_masked[blanked], profile.threshold)}
         rows.append(row | {f"{m} alone": (np.nan if m == blanked else f1[m]) for m in modalities})
     table = pd.DataFrame(rows)
     t = table.set_index("blanked")
@@ -436,12 +436,17 @@ def robustness_table(network: Any, masked: Any, test: FusionSet, fill: np.ndarra
              f"points; with the mask {t.loc[m, 'with mask']:.1f} %)" for m in modalities]
     worst = min(modalities, key=lambda m: t.loc[m, label])
     left = max((m for m in modalities if m != worst), key=lambda m: f1[m])
-    d, lo, hi = paired_bootstrap(test.y, probs[worst], singles[left], profile.threshold, n=profile.bootstrap,
-                                 seed=profile.seed)
-    verdict = "still better than" if lo > 0 else "worse than" if hi < 0 else "not shown to differ from"
+
+    def against_left(p: np.ndarray) -> str:
+        d, lo, hi = paired_bootstrap(test.y, p, singles[left], profile.threshold, n=profile.bootstrap,
+                                     seed=profile.seed)
+        verdict = "still better than" if lo > 0 else "worse than" if hi < 0 else "not shown to differ from"
+        return f"{verdict} it ({100 * d:+.1f} points, paired 95 % CI {100 * lo:+.1f} to {100 * hi:+.1f})"
+
     sentence = (f"With every modality the {label} scores {base[label]:.1f} % test micro-F1; " + "; ".join(costs)
-                + f". Losing the {worst} hurts it most, and without it the network is {verdict} the {left} classifier "
-                f"alone ({f1[left]:.1f} %; {100 * d:+.1f} points, paired 95 % CI {100 * lo:+.1f} to {100 * hi:+.1f}).")
+                + f". Losing the {worst} hurts it most; the best single model left is the {left} classifier "
+                f"({f1[left]:.1f} %), and without the {worst} the network is {against_left(probs[worst])}, the masked "
+                f"network {against_left(probs_masked[worst])}.")
     return table, {"robust_sentence": sentence, "robust_worst": worst,
                    "table_robust": t.round(1).astype(object).fillna("no input")}
 

@@ -380,3 +380,20 @@ def test_fusion_set_reads_presence_from_the_image_stage(tmp_path):
     assert data.present.tolist() == [[1, 1, 1], [1, 0, 1], [1, 1, 0]]
     with pytest.raises(ArtifactError, match="no 'train' list"):
         fusion_set(stages, "train", [], np.zeros((0, 2)), ds=ds)
+
+
+def test_a_masked_network_has_seen_each_modality_go_missing():
+    from prodlib.fusion import blank_modality
+
+    def everything_present(d):
+        return FusionSet(d.ids, d.inputs, d.y, d.split, np.ones_like(d.present))
+
+    fit, test = everything_present(_half_missing(600, 1)), everything_present(_half_missing(400, 2))
+    settings = {"units": (16,), "activations": ("relu", "sigmoid"), "epochs": 40, "learning_rate": 1e-2}
+    plain = PolicyNetwork(**settings).fit(fit.inputs, fit.y)
+    masked = PolicyNetwork(mask=True, fill=fit.y.mean(axis=0), **settings).fit(fit.inputs, fit.y, present=fit.present)
+    lost = blank_modality(test, 0, fit.y.mean(axis=0))  # no fitting product lacked A, yet A is lost for every one
+    f1_plain = micro_f1(test.y, plain.predict(lost.inputs))
+    f1_masked = micro_f1(test.y, masked.predict(lost.inputs, present=lost.present))
+    assert f1_masked > f1_plain + 0.2  # the blanked copies taught it to fall back on B
+    assert f1_masked > micro_f1(test.y, test.inputs[1]) - 0.15  # near B alone, the best one could do then

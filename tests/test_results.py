@@ -260,3 +260,4 @@ def test_robustness_table_blanks_each_modality_for_every_product():
     assert np.isnan(t.loc["image", "image alone"]) and t.loc["title", "image alone"] == t.loc["nothing", "image alone"]
     assert numbers["robust_worst"] == t[["tri-modal policy network"]].drop("nothing").idxmin().iloc[0]
     assert f"Losing the {numbers['robust_worst']} hurts it most" in numbers["robust_sentence"]
+    assert numbers["robust_sentence"].count("paired 95 % CI") == 2  # the plain and the masked network vs the best left
