@@ -383,9 +383,10 @@ def missing_table(test: FusionSet, fused: np.ndarray, best: np.ndarray, best_sin
     label = main_label(main_method(modalities))
     sentence = missing_modality_sentence({nouns[m]: (int(v.sum()), float(t.loc[f"no {m}", "f1"]))
                                           for m, v in lacks.items()}, f"the {label}")
+    shown = table[table["products"] > 0]  # an empty group is said in the sentence, not shown as a row of blanks
     numbers: dict[str, Any] = {"missing_sentence": sentence or "This study uses no modality a product can lack "
                                "here (titles are never empty).", "table_missing":
-                               table.round(1).set_index("group").astype(object).fillna("no input")}
+                               shown.round(1).set_index("group").astype(object).fillna("no input")}
     for m, short in (("description", "desc"), ("image", "image")):
         n = int(lacks[m].sum()) if m in lacks else 0
         numbers[f"n_no_{short}"] = n

@@ -235,6 +235,8 @@ def test_missing_table_scores_the_masked_network_on_the_products_that_lack_a_mod
     assert np.isnan(t.loc["no description", "f1 description alone"])  # no input there: no score
     assert numbers["table_missing"].loc["no description", "f1 description alone"] == "no input"
     assert numbers["n_no_desc"] == 20 and numbers["n_no_image"] == 0
+    assert t.loc["no image", "products"] == 0 and "no image" not in numbers["table_missing"].index  # said, not shown
+    assert "no test product lacks a usable image" in numbers["missing_sentence"]
     assert "20 test products without a description" in numbers["missing_sentence"]
     assert "on the 20 with no description (" in numbers["mask_sentence"]
     with pytest.raises(ValueError, match="presence matrix"):
