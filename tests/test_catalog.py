@@ -770,7 +770,7 @@ def test_a_teachers_catalog_runs_end_to_end_with_the_modalities_it_has(shared: P
         assert {"max", "mean", "ridge", main, "oracle"} <= rows and "trimodal" not in rows
         assert not [r for r in rows if "+" in r and r != main]  # no bi-modal network over a missing modality
         assert [r["blanked"] for r in metrics["robustness"]] == ["nothing", *kept]  # each modality blanked in turn
-        assert all("f1 with mask" in r for r in metrics["missing_modalities"])  # the masked network beside the plain one
+        assert all("f1 with mask" in r for r in metrics["missing_modalities"])  # the masked network too
         assert not {r["model"] for r in metrics["table1"]} - {*kept, "tfidf_title", "tfidf_description",
                                                               "tfidf_title+description"}
     else:
