@@ -198,10 +198,8 @@ class PolicyNetwork:
         x_fit, y_fit = x[fit_idx], y[fit_idx]
         if self.mask:  # one blanked copy of the fitting rows per modality (the early-stopping rows stay as they are)
             fill = y_fit.mean(axis=0) if self.fill is None else self.fill
-            rows = [a[fit_idx] for a in arrays]
-            copies = [blank_modality(FusionSet(np.arange(len(fit_idx)), rows, y_fit, "", present[fit_idx]), k, fill)
-                      for k in range(len(arrays))]
-            x_fit = np.vstack([x_fit, *(self._x(c.inputs, c.present) for c in copies)])
+            rows, has = [a[fit_idx] for a in arrays], np.asarray(present)[fit_idx]
+            x_fit = np.vstack([x_fit, *(self._x(*_blank(rows, has, k, fill)) for k in range(len(arrays)))])
             y_fit = np.vstack([y_fit] * (len(arrays) + 1))
         per_epoch = max(1, int(np.ceil(len(y_fit) / self.batch_size)))
         epochs = max(self.epochs, int(np.ceil(self.min_updates / per_epoch)))
@@ -433,12 +431,19 @@ def blank_modality(data: FusionSet, k: int, fill: np.ndarray) -> FusionSet:
     """``data`` with modality ``k`` missing for every product: its probabilities replaced by ``fill`` (a ``C``
     vector, e.g. the training prevalence that chapter 4 gives a product without an image) and its presence set to 0
     (the robustness table of notebook 05)."""
-    inputs = list(data.inputs)
-    inputs[k] = np.broadcast_to(np.asarray(fill, dtype=np.float32), inputs[k].shape).copy()
-    present = None if data.present is None else data.present.copy()
-    if present is not None:
-        present[:, k] = 0.0
+    inputs, present = _blank(data.inputs, data.present, k, fill)
     return FusionSet(data.ids, inputs, data.y, f"{data.split}, modality {k} blanked", present)
+
+
+def _blank(inputs: Sequence[np.ndarray], present: np.ndarray | None, k: int,
+           fill: np.ndarray) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Copies of ``inputs`` and ``present`` with modality ``k`` set to ``fill`` and absent."""
+    out = list(inputs)
+    out[k] = np.broadcast_to(np.asarray(fill, dtype=np.float32), out[k].shape).copy()
+    if present is not None:
+        present = np.array(present, dtype=np.float32)
+        present[:, k] = 0.0
+    return out, present
 
 
 def fusion_set(stages: Sequence[Any] | Mapping[str, Any], split: str, ids: Sequence[str], y: np.ndarray, *,
@@ -510,7 +515,7 @@ def fit_and_predict(methods: Mapping[str, Callable[[int], FusionMethod]], fit: F
         run = FusionRun(name)
         for seed in seeds:
             method = factory(int(seed))
-            masked = bool(getattr(method, "mask", False))
+            masked = getattr(method, "mask", False)  # a masked method is also told who has which modality
             method.fit(fit.inputs, fit.y, **({"present": fit.present} if masked else {}))
             probs = np.asarray(method.predict(evaluate.inputs, **({"present": evaluate.present} if masked else {})),
                                dtype=np.float32)

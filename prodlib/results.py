@@ -193,18 +193,24 @@ def difference_sentence(diffs: pd.DataFrame, a: str, b: str, a_name: str | None 
     row = diffs[(diffs["a"] == a) & (diffs["b"] == b)]
     if row.empty:
         return ""
-    d, lo, hi = (float(row.iloc[0][c]) for c in ("delta", "ci_low", "ci_high"))
-    verdict = "better than" if lo > 0 else "worse than" if hi < 0 else "not shown to differ from"
-    return (f"{a_name or a} is {verdict} {b_name or b}: {d:+.1f} points "
-            f"(paired 95 % CI {lo:+.1f} to {hi:+.1f}).")
+    verdict, numbers = _judged(row.iloc[0])
+    return f"{a_name or a} is {verdict} {b_name or b}: {numbers}."
+
+
+def _judged(row: pd.Series, words: tuple[str, str, str] = ("better than", "worse than", "not shown to differ from")
+            ) -> tuple[str, str]:
+    """A row of :func:`paired_differences` as a verdict (the first word when the interval is above 0, the second
+    below, else the third) and its numbers, ``+1.5 points (paired 95 % CI +0.2 to +2.9)``."""
+    d, lo, hi = float(row["delta"]), float(row["ci_low"]), float(row["ci_high"])
+    return (words[0] if lo > 0 else words[1] if hi < 0 else words[2],
+            f"{d:+.1f} points (paired 95 % CI {lo:+.1f} to {hi:+.1f})")
 
 
 def _verdict(diffs: pd.DataFrame, a: str, b: str) -> str:
     row = diffs[(diffs["a"] == a) & (diffs["b"] == b)]
     if row.empty:
         return "not compared with"
-    lo, hi = float(row.iloc[0]["ci_low"]), float(row.iloc[0]["ci_high"])
-    return "above" if lo > 0 else "below" if hi < 0 else "not shown to differ from"
+    return _judged(row.iloc[0], ("above", "below", "not shown to differ from"))[0]
 
 
 def main_label(main: str | None) -> str:
@@ -353,13 +359,6 @@ def missing_modality_sentence(groups: Mapping[str, tuple[int, float]], model: st
     return (text[:1].upper() + text[1:] + ".") if text else ""
 
 
-def _lacking(test: FusionSet, modalities: Sequence[str]) -> dict[str, np.ndarray]:
-    """``{modality: products lacking it}`` for the description and image among ``modalities`` (from ``present``)."""
-    if test.present is None:
-        raise ValueError("the test FusionSet has no presence matrix; build it with fusion.fusion_set(..., ds=ds)")
-    return {m: test.present[:, k] == 0 for k, m in enumerate(modalities) if m in ("description", "image")}
-
-
 def missing_table(test: FusionSet, fused: np.ndarray, best: np.ndarray, best_single: str, profile: Any,
                   modalities: Sequence[str], masked: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """F1 of the main fused network (:func:`prodlib.fusion.main_method` of ``modalities``), of the same network with
@@ -368,7 +367,9 @@ def missing_table(test: FusionSet, fused: np.ndarray, best: np.ndarray, best_sin
     chapter's numbers and sentences, the mask's paired against the plain network's. Notebook 05."""
     from prodlib.analysis import subgroup_f1
 
-    lacks = _lacking(test, modalities)
+    if test.present is None:
+        raise ValueError("the test FusionSet has no presence matrix; build it with fusion.fusion_set(..., ds=ds)")
+    lacks = {m: test.present[:, k] == 0 for k, m in enumerate(modalities) if m in ("description", "image")}
     nouns = {"description": "a description", "image": "a usable image"}
     groups = {"all test products": np.ones(len(test.ids), bool), **{f"no {m}": v for m, v in lacks.items()}}
     if lacks:
@@ -403,11 +404,11 @@ def _mask_sentence(test: FusionSet, fused: np.ndarray, masked: np.ndarray, group
     for name, rows in groups.items():
         if name.endswith(" present") or not rows.any():
             continue
-        d, lo, hi = paired_bootstrap(test.y[rows], masked[rows], fused[rows], profile.threshold,
-                                     n=profile.bootstrap, seed=profile.seed)
-        verdict = "better" if lo > 0 else "worse" if hi < 0 else "not shown to differ"
+        diff = paired_differences({"mask": masked[rows], "plain": fused[rows]}, [("mask", "plain")], test.y[rows],
+                                  profile).iloc[0]
+        verdict, numbers = _judged(diff, ("better", "worse", "not shown to differ"))
         where = "on all test products" if name == "all test products" else f"on the {rows.sum()} with {name}"
-        said.append(f"{verdict} {where} ({100 * d:+.1f} points, paired 95 % CI {100 * lo:+.1f} to {100 * hi:+.1f})")
+        said.append(f"{verdict} {where}: {numbers}")
     return f"Given the mask input, the {label} is, against itself without the mask, " + "; ".join(said) + "."
 
 
@@ -437,17 +438,17 @@ def robustness_table(network: Any, masked: Any, test: FusionSet, fill: np.ndarra
              f"points; with the mask {t.loc[m, 'with mask']:.1f} %)" for m in modalities]
     worst = min(modalities, key=lambda m: t.loc[m, label])
     left = max((m for m in modalities if m != worst), key=lambda m: f1[m])
+    diffs = paired_differences({"plain": probs[worst], "mask": probs_masked[worst], left: singles[left]},
+                               [("plain", left), ("mask", left)], test.y, profile).set_index("a")
 
-    def against_left(p: np.ndarray) -> str:
-        d, lo, hi = paired_bootstrap(test.y, p, singles[left], profile.threshold, n=profile.bootstrap,
-                                     seed=profile.seed)
-        verdict = "still better than" if lo > 0 else "worse than" if hi < 0 else "not shown to differ from"
-        return f"{verdict} it ({100 * d:+.1f} points, paired 95 % CI {100 * lo:+.1f} to {100 * hi:+.1f})"
+    def against_left(who: str) -> str:
+        verdict, numbers = _judged(diffs.loc[who], ("still better than", "worse than", "not shown to differ from"))
+        return f"{verdict} it: {numbers}"
 
     sentence = (f"With every modality the {label} scores {base[label]:.1f} % test micro-F1; " + "; ".join(costs)
                 + f". Losing the {worst} hurts it most; the best single model left is the {left} classifier "
-                f"({f1[left]:.1f} %), and without the {worst} the network is {against_left(probs[worst])}, the masked "
-                f"network {against_left(probs_masked[worst])}.")
+                f"({f1[left]:.1f} %), and without the {worst} the network is {against_left('plain')}; the masked "
+                f"network {against_left('mask')}.")
     return table, {"robust_sentence": sentence, "robust_worst": worst,
                    "table_robust": t.round(1).astype(object).fillna("no input")}
 

@@ -238,7 +238,7 @@ def test_missing_table_scores_the_masked_network_on_the_products_that_lack_a_mod
     assert t.loc["no image", "products"] == 0 and "no image" not in numbers["table_missing"].index  # said, not shown
     assert "no test product lacks a usable image" in numbers["missing_sentence"]
     assert "20 test products without a description" in numbers["missing_sentence"]
-    assert "on the 20 with no description (" in numbers["mask_sentence"]
+    assert "on the 20 with no description: " in numbers["mask_sentence"]
     with pytest.raises(ValueError, match="presence matrix"):
         missing_table(FusionSet(test.ids, test.inputs, test.y), plain, plain, "title", PROFILE, mods)
 
